@@ -1,0 +1,35 @@
+# Quick start: `make run` (toy dataset end to end) and `make test` (whole test suite).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+export MPLBACKEND := Agg
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.snakemake/numba-cache
+export MPLCONFIGDIR ?= $(CURDIR)/.snakemake/mpl-config
+
+.PHONY: venv run report test lint clean
+
+venv: $(VENV)/.installed
+
+# torch first and pinned: a bare or unpinned torch would pull a multi-GB CUDA build.
+# uv honours --find-links so the CPU wheel on local disk (if any) is used.
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv==0.13.9
+	$(BIN)/uv pip install --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) torch==2.13.0
+	$(BIN)/uv pip install --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) -r requirements.txt
+	touch $@
+
+run: venv
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/default
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/default --report results/report.html
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+clean:
+	rm -rf results logs benchmarks
