@@ -1,0 +1,34 @@
+# Neighbours, UMAP, Leiden and markers share one job: numba compiles pynndescent afresh in each
+# process (about a minute), so splitting them would pay that cost several times.
+rule cluster_cells:
+    input:
+        f"results/integrate/method~{METHOD}/adata.h5ad",
+    output:
+        adata="results/cluster/adata.h5ad",
+        resolutions=report(
+            "results/tables/leiden_resolutions.tsv",
+            caption="../report/cluster_resolutions.rst",
+            category="3. Clusters and cell types",
+            labels={"table": "Leiden resolutions"},
+        ),
+        markers=report(
+            "results/tables/markers.tsv",
+            caption="../report/markers.rst",
+            category="3. Clusters and cell types",
+            labels={"table": "cluster markers"},
+        ),
+    params:
+        clustering=config["clustering"],
+        seed=config["seed"],
+    log:
+        "logs/cluster_cells/cluster_cells.log",
+    benchmark:
+        "benchmarks/cluster_cells/cluster_cells.tsv"
+    threads: 2
+    resources:
+        mem_mb=mem_mb(factor=4, floor_mb=2000),
+        runtime=120,
+    conda:
+        "../../envs/clonetrack.yaml"
+    script:
+        "../scripts/cluster_cells.py"

@@ -1,0 +1,74 @@
+import os
+import sys
+
+from snakemake.utils import validate
+
+# The package lives beside the scripts; importing it here lets the sheet be validated before any job.
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+
+from clonetrack.sheet import read_sample_sheet  # noqa: E402
+
+
+validate(config, "../../config/schemas/config.schema.yaml")
+
+SAMPLES = read_sample_sheet(config["samples"])
+PATIENTS = sorted(SAMPLES["patient_id"].unique())
+METHOD = config["integration"]["method"]
+
+
+wildcard_constraints:
+    sample="|".join(SAMPLES.index),
+    patient="|".join(PATIENTS),
+    method="harmony|scvi|none",
+
+
+def counts_path(wildcards):
+    """Counts file or folder of a sample, resolved against the sheet's folder."""
+    return SAMPLES.loc[wildcards.sample, "path"]
+
+
+def sample_row(wildcards):
+    """The sheet row of a sample as a plain dict, for scripts."""
+    return SAMPLES.loc[wildcards.sample].to_dict()
+
+
+def qc_outputs(kind):
+    """One per-sample QC output of each sample."""
+    return expand(f"results/qc/{{sample}}/{kind}", sample=SAMPLES.index)
+
+
+def input_mb(files, factor, floor_mb=1000):
+    """Memory estimate from input size: ``factor`` times the on-disk size, at least ``floor_mb``."""
+    paths = [files] if isinstance(files, str) else list(files)
+    size = 0
+    for path in paths:
+        if os.path.isdir(path):
+            size += sum(
+                os.path.getsize(os.path.join(root, name))
+                for root, _, names in os.walk(path)
+                for name in names
+            )
+        elif os.path.exists(path):
+            size += os.path.getsize(path)
+    return max(floor_mb, int(factor * size / 1e6))
+
+
+def mem_mb(factor, floor_mb=1000):
+    """A ``resources: mem_mb`` callable: size-based estimate, doubled on each retry."""
+
+    def estimate(wildcards, input, attempt):
+        return input_mb(input, factor, floor_mb) * 2 ** (attempt - 1)
+
+    return estimate
+
+
+def all_outputs():
+    """Every final output of the workflow."""
+    return [
+        "results/final/adata.h5ad",
+        "results/tables/qc_ledger.tsv",
+        "results/tables/markers.tsv",
+        "results/tables/de/timepoint_de.tsv",
+        "results/plots/umap.png",
+        "results/plots/de_volcano.png",
+    ]

@@ -1,0 +1,55 @@
+"""Consistency checks of the final object: every cell accounted for, required fields present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+REQUIRED_OBS = (
+    "sample_id",
+    "patient_id",
+    "timepoint",
+    "timepoint_order",
+    "total_counts",
+    "n_genes_by_counts",
+    "pct_counts_mt",
+    "doublet_score",
+    "leiden",
+    "cell_type",
+)
+REQUIRED_OBSM = ("X_pca", "X_umap")
+
+
+def check_final(adata: AnnData, ledger: pd.DataFrame) -> None:
+    """Raise ``AssertionError`` naming every inconsistency between the object and the QC ledger."""
+    problems = []
+    missing = [c for c in REQUIRED_OBS if c not in adata.obs]
+    if missing:
+        problems.append(f"obs lacks {missing}")
+    embedding = adata.uns.get("clonetrack", {}).get("integrate", {}).get("embedding")
+    for key in (*REQUIRED_OBSM, embedding):
+        if key and (key not in adata.obsm or adata.obsm[key].shape[0] != adata.n_obs):
+            problems.append(f"obsm[{key!r}] missing or of wrong length")
+    if "counts" not in adata.layers:
+        problems.append("layers['counts'] missing")
+    else:
+        counts = adata.layers["counts"]
+        data = counts.data if sp.issparse(counts) else np.asarray(counts)
+        if counts.shape != adata.shape:
+            problems.append("layers['counts'] has the wrong shape")
+        if data.size and (data.min() < 0 or not np.all(np.equal(np.mod(data, 1), 0))):
+            problems.append("layers['counts'] is not non-negative integers")
+    if not adata.obs_names.is_unique:
+        problems.append("cell names are not unique")
+    kept = ledger.set_index("sample_id")["n_cells_kept"]
+    per_sample = adata.obs["sample_id"].astype(str).value_counts()
+    for sample_id, n in kept.items():
+        if per_sample.get(sample_id, 0) != n:
+            problems.append(
+                f"sample {sample_id}: {per_sample.get(sample_id, 0)} cells in the object but "
+                f"{n} kept by QC"
+            )
+    if problems:
+        raise AssertionError("Final object inconsistent: " + "; ".join(problems))

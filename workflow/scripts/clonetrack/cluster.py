@@ -1,0 +1,136 @@
+"""Neighbour graph, UMAP, Leiden at several resolutions, the default choice, and markers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from anndata import AnnData
+from sklearn.metrics import silhouette_score
+
+
+def resolution_key(resolution: float) -> str:
+    """obs column holding the Leiden clustering at ``resolution``."""
+    return f"leiden_r{resolution:g}"
+
+
+def embed_and_cluster(
+    adata: AnnData,
+    *,
+    use_rep: str,
+    n_neighbors: int = 15,
+    resolutions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0, 1.5),
+    min_cluster_fraction: float = 0.005,
+    random_state: int = 0,
+    silhouette_sample: int = 20000,
+) -> pd.DataFrame:
+    """Build the kNN graph and UMAP, run Leiden at each resolution and choose the default.
+
+    The default (``obs["leiden"]``) is the resolution with the highest mean silhouette width on
+    ``use_rep`` among resolutions giving at least two clusters whose smallest cluster holds at least
+    ``min_cluster_fraction`` of cells; ties go to the finer resolution. Silhouette is computed on
+    a seeded subsample of at most ``silhouette_sample`` cells (it is quadratic in cells).
+
+    Returns one row per resolution: number of clusters, smallest cluster fraction, silhouette,
+    and whether it was chosen.
+    """
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep, random_state=random_state)
+    sc.tl.umap(adata, random_state=random_state)
+    embedding = np.asarray(adata.obsm[use_rep])
+    rng = np.random.default_rng(random_state)
+    sample = (
+        rng.choice(adata.n_obs, size=silhouette_sample, replace=False)
+        if adata.n_obs > silhouette_sample
+        else np.arange(adata.n_obs)
+    )
+    rows = []
+    for resolution in resolutions:
+        key = resolution_key(resolution)
+        sc.tl.leiden(
+            adata,
+            resolution=resolution,
+            key_added=key,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=random_state,
+        )
+        labels = adata.obs[key].to_numpy()
+        sizes = pd.Series(labels).value_counts()
+        n_clusters = len(sizes)
+        sub_labels = labels[sample]
+        silhouette = (
+            float(silhouette_score(embedding[sample], sub_labels))
+            if 1 < len(set(sub_labels)) < len(sample)
+            else float("nan")
+        )
+        rows.append(
+            {
+                "resolution": resolution,
+                "key": key,
+                "n_clusters": n_clusters,
+                "smallest_cluster_fraction": float(sizes.min() / adata.n_obs),
+                "silhouette": silhouette,
+            }
+        )
+    table = pd.DataFrame(rows)
+    eligible = table[
+        (table["n_clusters"] > 1)
+        & (table["smallest_cluster_fraction"] >= min_cluster_fraction)
+        & table["silhouette"].notna()
+    ]
+    if eligible.empty:
+        # Nothing meets the size rule: take the coarsest clustering rather than fail.
+        chosen = table.iloc[0]
+    else:
+        best = eligible["silhouette"].max()
+        chosen = eligible[np.isclose(eligible["silhouette"], best)].iloc[-1]
+    table["chosen"] = table["key"] == chosen["key"]
+    adata.obs["leiden"] = adata.obs[chosen["key"]].copy()
+    adata.uns.setdefault("clonetrack", {})["cluster"] = {
+        "use_rep": use_rep,
+        "n_neighbors": n_neighbors,
+        "resolutions": list(resolutions),
+        "min_cluster_fraction": min_cluster_fraction,
+        "chosen_resolution": float(chosen["resolution"]),
+        "random_state": random_state,
+    }
+    return table
+
+
+def find_markers(
+    adata: AnnData,
+    *,
+    groupby: str = "leiden",
+    on_hvg: bool = False,
+    n_markers: int = 25,
+) -> pd.DataFrame:
+    """Wilcoxon markers of each group versus the rest on log-normalised expression.
+
+    Returns the top ``n_markers`` genes per group with log fold change, p and adjusted p, and the
+    fractions of cells expressing the gene in and out of the group.
+    """
+    mask = adata.var["highly_variable"].to_numpy() if on_hvg else None
+    key = f"rank_genes_{groupby}"
+    sc.tl.rank_genes_groups(
+        adata,
+        groupby=groupby,
+        method="wilcoxon",
+        mask_var=mask,
+        pts=True,
+        key_added=key,
+        use_raw=False,
+    )
+    table = sc.get.rank_genes_groups_df(adata, group=None, key=key)
+    table = table.groupby("group", observed=True, sort=True).head(n_markers)
+    table = table.rename(
+        columns={
+            "names": "gene",
+            "logfoldchanges": "log2fc",
+            "pvals": "p",
+            "pvals_adj": "p_adj",
+            "pct_nz_group": "fraction_in_group",
+            "pct_nz_reference": "fraction_in_rest",
+        }
+    )
+    return table.reset_index(drop=True)

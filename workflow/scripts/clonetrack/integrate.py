@@ -1,0 +1,174 @@
+"""Merge samples, normalise, select genes, reduce and integrate across batches."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from anndata import AnnData
+
+from .errors import InputError
+
+EMBEDDING_KEYS = {"harmony": "X_harmony", "scvi": "X_scVI", "none": "X_pca"}
+
+
+def merge_samples(adatas: dict[str, AnnData], samples: pd.DataFrame) -> AnnData:
+    """Concatenate QC-passed samples (inner join on genes) and attach the sheet's design columns.
+
+    Genes measured in some samples only are dropped (their number is recorded); samples sharing
+    no genes are refused.
+    """
+    gene_sets = {sid: set(a.var_names) for sid, a in adatas.items()}
+    common = set.intersection(*gene_sets.values())
+    if not common:
+        raise InputError(
+            "The samples share no gene names ("
+            + ", ".join(f"{sid}: {len(g)} genes" for sid, g in gene_sets.items())
+            + "). Check that all count files use the same gene identifiers (symbols)."
+        )
+    union = set.union(*gene_sets.values())
+    merged = ad.concat(adatas, join="inner", label="sample_id", index_unique=None, merge="same")
+    design = samples.drop(columns=["path", "format", "clones", "lineage_barcodes"], errors="ignore")
+    for column in design.columns:
+        values = merged.obs["sample_id"].map(design[column]).to_numpy()
+        if column == "timepoint_order":
+            merged.obs[column] = values.astype(int)
+        else:
+            merged.obs[column] = pd.Categorical(values.astype(str))
+    merged.obs["sample_id"] = pd.Categorical(merged.obs["sample_id"].astype(str))
+    merged.uns["clonetrack"] = {
+        "merge": {
+            "n_samples": len(adatas),
+            "n_genes_common": len(common),
+            "n_genes_dropped_not_in_all_samples": len(union) - len(common),
+        }
+    }
+    return merged
+
+
+def normalise_and_select(
+    adata: AnnData,
+    *,
+    target_sum: float = 1e4,
+    n_top_genes: int = 2000,
+    batch_key: str | None = "sample_id",
+) -> None:
+    """Keep raw counts in ``layers["counts"]``, normalise and log ``X``, flag variable genes.
+
+    Highly variable genes use seurat_v3 on raw counts, ranked within each batch and combined, so a
+    gene that varies only because of a batch does not dominate.
+    """
+    adata.layers["counts"] = adata.X.copy()
+    n_top = min(n_top_genes, adata.n_vars)
+    batches = adata.obs[batch_key] if batch_key else None
+    use_batch = batch_key if batches is not None and batches.nunique() > 1 else None
+    sc.pp.highly_variable_genes(
+        adata, flavor="seurat_v3", n_top_genes=n_top, layer="counts", batch_key=use_batch
+    )
+    sc.pp.normalize_total(adata, target_sum=target_sum)
+    sc.pp.log1p(adata)
+    adata.uns.setdefault("clonetrack", {})["normalise"] = {
+        "target_sum": target_sum,
+        "n_top_genes": n_top,
+        "batch_key": use_batch,
+    }
+
+
+def run_pca(adata: AnnData, *, n_pcs: int = 30, random_state: int = 0) -> None:
+    """PCA on highly variable genes of the log-normalised data (sparse, never densified)."""
+    n_comps = int(min(n_pcs, adata.n_obs - 1, int(adata.var["highly_variable"].sum()) - 1))
+    hvg = adata[:, adata.var["highly_variable"].to_numpy()]
+    # Subset first: PCA then centres implicitly on HVGs only, never the full matrix.
+    sc.pp.pca(hvg, n_comps=n_comps, random_state=random_state)
+    adata.obsm["X_pca"] = hvg.obsm["X_pca"]
+    adata.uns["pca"] = hvg.uns["pca"]
+    adata.uns.setdefault("clonetrack", {})["pca"] = {"n_pcs": n_comps}
+
+
+def run_harmony(
+    adata: AnnData,
+    *,
+    batch_key: str = "sample_id",
+    theta: float = 2.0,
+    max_iter: int = 20,
+    random_state: int = 0,
+    key_added: str = "X_harmony",
+) -> None:
+    """Harmony on ``obsm["X_pca"]``, calling harmonypy directly (its output is cells x PCs)."""
+    import harmonypy
+
+    pcs = np.asarray(adata.obsm["X_pca"], dtype=np.float64)
+    result = harmonypy.run_harmony(
+        pcs,
+        adata.obs[[batch_key]],
+        [batch_key],
+        theta=theta,
+        max_iter_harmony=max_iter,
+        random_state=random_state,
+        verbose=False,
+    )
+    corrected = np.asarray(result.Z_corr)
+    # harmonypy 0.0.x returned PCs x cells, 2.x returns cells x PCs: orient by shape.
+    if corrected.shape != pcs.shape:
+        corrected = corrected.T
+    if corrected.shape != pcs.shape:
+        raise RuntimeError(f"Harmony returned shape {corrected.shape}, expected {pcs.shape}")
+    adata.obsm[key_added] = corrected.astype(np.float32)
+    adata.uns.setdefault("clonetrack", {})["integrate"] = {
+        "method": "harmony",
+        "batch_key": batch_key,
+        "theta": theta,
+        "max_iter": max_iter,
+        "embedding": key_added,
+    }
+
+
+def run_scvi(
+    adata: AnnData,
+    *,
+    batch_key: str = "sample_id",
+    n_latent: int = 20,
+    max_epochs: int | None = None,
+    random_state: int = 0,
+    accelerator: str = "auto",
+    key_added: str = "X_scVI",
+) -> None:
+    """scVI on raw counts of the highly variable genes; the latent mean goes to ``obsm``."""
+    import scvi
+
+    scvi.settings.seed = random_state
+    hvg = adata[:, adata.var["highly_variable"].to_numpy()].copy()
+    scvi.model.SCVI.setup_anndata(hvg, layer="counts", batch_key=batch_key)
+    model = scvi.model.SCVI(hvg, n_latent=n_latent)
+    model.train(max_epochs=max_epochs, accelerator=accelerator, enable_progress_bar=False)
+    adata.obsm[key_added] = np.asarray(model.get_latent_representation(), dtype=np.float32)
+    adata.uns.setdefault("clonetrack", {})["integrate"] = {
+        "method": "scvi",
+        "batch_key": batch_key,
+        "n_latent": n_latent,
+        "max_epochs": max_epochs,
+        "embedding": key_added,
+    }
+
+
+def integrate(adata: AnnData, *, method: str, batch_key: str, random_state: int = 0, **options):
+    """Dispatch to the configured integration method; records which embedding to use downstream."""
+    if batch_key not in adata.obs:
+        raise InputError(
+            f"integration.batch_key '{batch_key}' is not a column of the cells' metadata; "
+            f"choose one of {sorted(adata.obs.columns)} (sheet columns are available)."
+        )
+    if method == "harmony":
+        run_harmony(adata, batch_key=batch_key, random_state=random_state, **options)
+    elif method == "scvi":
+        run_scvi(adata, batch_key=batch_key, random_state=random_state, **options)
+    elif method == "none":
+        adata.uns.setdefault("clonetrack", {})["integrate"] = {
+            "method": "none",
+            "batch_key": batch_key,
+            "embedding": "X_pca",
+        }
+    else:
+        raise InputError(f"integration.method '{method}' is not one of harmony, scvi, none.")
+    return adata.uns["clonetrack"]["integrate"]["embedding"]

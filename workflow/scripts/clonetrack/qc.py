@@ -1,0 +1,228 @@
+"""Per-sample quality control: metrics, adaptive thresholds, doublets and a ledger of every cell."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from anndata import AnnData
+
+from .errors import InputError
+
+# Order matters: a cell failing several checks is counted once, under the first reason that applies,
+# so that the ledger balances (cells in = sum of removals + cells kept).
+REMOVAL_REASONS = (
+    "low_counts",
+    "high_counts",
+    "low_genes",
+    "high_genes",
+    "high_mito",
+    "doublet",
+)
+
+
+@dataclass(frozen=True)
+class QCParams:
+    """Thresholds of the QC step; field names match the `qc:` section of the config."""
+
+    mito_prefix: str = "MT-"
+    ribo_prefixes: tuple[str, ...] = ("RPS", "RPL")
+    hb_pattern: str = r"^HB(?!EGF|S1L|P1)[ABDEGMQZ]\d?$"
+    nmads_counts: float = 5.0
+    nmads_genes: float = 5.0
+    nmads_mito: float = 3.0
+    min_counts: float | None = 200
+    min_genes: float | None = 100
+    max_pct_mito: float | None = 25.0
+    doublet_threshold: float | None = None
+    expected_doublet_rate: float = 0.06
+
+    @classmethod
+    def from_config(cls, qc_config: dict, *, sample_id: str | None = None) -> QCParams:
+        """Build parameters from the config's `qc:` section, applying per-sample overrides."""
+        values = {k: v for k, v in qc_config.items() if k != "overrides"}
+        if sample_id is not None:
+            values.update((qc_config.get("overrides") or {}).get(sample_id, {}))
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InputError(
+                f"Unknown QC setting(s) {sorted(unknown)} in config 'qc' (sample {sample_id}); "
+                f"allowed: {sorted(cls.__dataclass_fields__)}."
+            )
+        if "ribo_prefixes" in values:
+            values["ribo_prefixes"] = tuple(values["ribo_prefixes"])
+        return cls(**values)
+
+
+def add_qc_metrics(adata: AnnData, *, params: QCParams = QCParams()) -> None:
+    """Add per-cell QC metrics to ``adata.obs`` (scanpy's ``calculate_qc_metrics``).
+
+    Adds ``total_counts``, ``n_genes_by_counts``, ``log1p_*`` and ``pct_counts_{mt,ribo,hb}``.
+    """
+    names = adata.var_names.astype(str)
+    adata.var["mt"] = names.str.startswith(params.mito_prefix)
+    adata.var["ribo"] = names.str.startswith(tuple(params.ribo_prefixes))
+    hb = re.compile(params.hb_pattern)
+    adata.var["hb"] = [bool(hb.match(g)) for g in names]
+    sc.pp.calculate_qc_metrics(
+        adata, qc_vars=["mt", "ribo", "hb"], percent_top=None, log1p=True, inplace=True
+    )
+
+
+def _mad(x: np.ndarray) -> float:
+    return float(np.median(np.abs(x - np.median(x))))
+
+
+def adaptive_thresholds(obs: pd.DataFrame, *, params: QCParams = QCParams()) -> dict[str, float]:
+    """Thresholds from median absolute deviations, on the log scale for counts and genes.
+
+    Hard limits from ``params`` are applied on top: the stricter of the two wins.
+    """
+    thresholds: dict[str, float] = {}
+    for metric, nmads, floor in (
+        ("total_counts", params.nmads_counts, params.min_counts),
+        ("n_genes_by_counts", params.nmads_genes, params.min_genes),
+    ):
+        logged = np.log1p(obs[metric].to_numpy(dtype=float))
+        centre, spread = np.median(logged), _mad(logged)
+        low = float(np.expm1(centre - nmads * spread))
+        high = float(np.expm1(centre + nmads * spread))
+        if floor is not None:
+            low = max(low, float(floor))
+        thresholds[f"min_{metric}"] = low
+        thresholds[f"max_{metric}"] = high
+    mito = obs["pct_counts_mt"].to_numpy(dtype=float)
+    high_mito = float(np.median(mito) + params.nmads_mito * _mad(mito))
+    if params.max_pct_mito is not None:
+        high_mito = min(high_mito, float(params.max_pct_mito))
+    thresholds["max_pct_counts_mt"] = high_mito
+    return thresholds
+
+
+def add_doublet_scores(adata: AnnData, *, params: QCParams = QCParams(), random_state: int = 0):
+    """Score doublets with scrublet (through scanpy) on raw counts.
+
+    Sets ``obs["doublet_score"]`` and ``obs["predicted_doublet"]``; returns the threshold used.
+    """
+    n_cells = adata.n_obs
+    if n_cells < 30:
+        # scrublet's simulation and kNN need a minimum of cells; too few to call doublets.
+        adata.obs["doublet_score"] = np.nan
+        adata.obs["predicted_doublet"] = False
+        return float("nan")
+    n_pcs = int(min(30, n_cells - 1, adata.n_vars - 1))
+    scored = sc.pp.scrublet(
+        adata,
+        expected_doublet_rate=params.expected_doublet_rate,
+        n_prin_comps=n_pcs,
+        threshold=params.doublet_threshold,
+        random_state=random_state,
+        verbose=False,
+        copy=True,
+    )
+    adata.obs["doublet_score"] = scored.obs["doublet_score"].to_numpy()
+    threshold = scored.uns["scrublet"].get("threshold")
+    if threshold is None or not np.isfinite(threshold):
+        # scrublet found no bimodality: fall back to its predicted flags being all False.
+        adata.obs["predicted_doublet"] = False
+        return float("nan")
+    adata.obs["predicted_doublet"] = adata.obs["doublet_score"].to_numpy() > threshold
+    return float(threshold)
+
+
+def assign_removal_reason(obs: pd.DataFrame, thresholds: dict[str, float]) -> pd.Series:
+    """One reason per cell (first failing check in ``REMOVAL_REASONS`` order), or "kept"."""
+    checks = {
+        "low_counts": obs["total_counts"] < thresholds["min_total_counts"],
+        "high_counts": obs["total_counts"] > thresholds["max_total_counts"],
+        "low_genes": obs["n_genes_by_counts"] < thresholds["min_n_genes_by_counts"],
+        "high_genes": obs["n_genes_by_counts"] > thresholds["max_n_genes_by_counts"],
+        "high_mito": obs["pct_counts_mt"] > thresholds["max_pct_counts_mt"],
+        "doublet": obs["predicted_doublet"].astype(bool),
+    }
+    reason = pd.Series("kept", index=obs.index, dtype=object)
+    for name in reversed(REMOVAL_REASONS):
+        reason[checks[name].to_numpy()] = name
+    return reason
+
+
+def run_qc(
+    adata: AnnData, *, sample_id: str, params: QCParams = QCParams(), random_state: int = 0
+) -> tuple[AnnData, pd.DataFrame, pd.DataFrame]:
+    """Run QC on one sample.
+
+    Doublets are scored on the cells that pass the metric thresholds, since damaged cells
+    distort scrublet's simulated doublets; removed cells keep a NaN score.
+
+    Returns
+    -------
+    kept
+        The cells passing QC (a copy), with metrics in ``obs``.
+    cells
+        Every input cell with its metrics, doublet score and ``qc_reason``.
+    ledger
+        One row: cells in, removed per reason, kept, and the thresholds used.
+    """
+    if adata.n_obs == 0:
+        raise InputError(f"Sample {sample_id}: no cells to run QC on.")
+    add_qc_metrics(adata, params=params)
+    thresholds = adaptive_thresholds(adata.obs, params=params)
+    adata.obs["predicted_doublet"] = False
+    metric_reason = assign_removal_reason(adata.obs, thresholds)
+    passing = (metric_reason == "kept").to_numpy()
+    adata.obs["doublet_score"] = np.nan
+    doublet_threshold = float("nan")
+    if passing.any():
+        candidates = adata[passing].copy()
+        doublet_threshold = add_doublet_scores(candidates, params=params, random_state=random_state)
+        adata.obs.loc[candidates.obs_names, "doublet_score"] = candidates.obs["doublet_score"]
+        adata.obs.loc[candidates.obs_names, "predicted_doublet"] = candidates.obs[
+            "predicted_doublet"
+        ]
+    adata.obs["qc_reason"] = pd.Categorical(
+        assign_removal_reason(adata.obs, thresholds), categories=["kept", *REMOVAL_REASONS]
+    )
+    thresholds["doublet_score"] = doublet_threshold
+    adata.uns.setdefault("clonetrack", {})["qc"] = {
+        "params": {k: v for k, v in params.__dict__.items()},
+        "thresholds": thresholds,
+    }
+
+    counts = adata.obs["qc_reason"].value_counts()
+    ledger = {"sample_id": sample_id, "n_cells_in": adata.n_obs}
+    ledger.update({f"removed_{r}": int(counts.get(r, 0)) for r in REMOVAL_REASONS})
+    ledger["n_cells_kept"] = int(counts.get("kept", 0))
+    ledger.update({f"threshold_{k}": v for k, v in thresholds.items()})
+    ledger_df = pd.DataFrame([ledger])
+    if ledger["n_cells_kept"] == 0:
+        removed = ", ".join(f"{r}: {int(counts.get(r, 0))}" for r in REMOVAL_REASONS)
+        raise InputError(
+            f"Sample {sample_id}: QC removed all {adata.n_obs} cells ({removed}). "
+            "Check the input, or relax the thresholds for this sample under "
+            f"qc.overrides.{sample_id} in the config."
+        )
+    cell_columns = [
+        "barcode",
+        "total_counts",
+        "n_genes_by_counts",
+        "pct_counts_mt",
+        "pct_counts_ribo",
+        "pct_counts_hb",
+        "doublet_score",
+        "qc_reason",
+    ]
+    cells = adata.obs[[c for c in cell_columns if c in adata.obs]].copy()
+    cells.insert(0, "sample_id", sample_id)
+    kept = adata[adata.obs["qc_reason"] == "kept"].copy()
+    return kept, cells, ledger_df
+
+
+def check_ledger(ledger: pd.DataFrame) -> None:
+    """Raise if any sample's ledger does not balance (cells in = removed + kept)."""
+    removed = ledger[[f"removed_{r}" for r in REMOVAL_REASONS]].sum(axis=1)
+    bad = ledger.loc[ledger["n_cells_in"] != removed + ledger["n_cells_kept"], "sample_id"]
+    if len(bad):
+        raise AssertionError(f"QC ledger does not balance for samples: {list(bad)}")

@@ -1,0 +1,15 @@
+from clonetrack import runtime
+
+log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
+
+import anndata as ad  # noqa: E402
+
+from clonetrack import io, metrics, plotting  # noqa: E402
+
+adata = ad.read_h5ad(snakemake.input[0])
+fig = plotting.plot_umaps(adata, keys=["sample_id", "timepoint", "patient_id", "leiden", "cell_type"])
+fig.savefig(snakemake.output.umap, dpi=110, bbox_inches="tight")
+table = metrics.integration_metrics(adata, batch_key=snakemake.params.batch_key, label_key="cell_type", random_state=snakemake.params.seed)
+fig = plotting.plot_integration_metrics(table)
+fig.savefig(snakemake.output.metrics_plot, dpi=110, bbox_inches="tight")
+io.write_table_atomic(table, snakemake.output.metrics, index=False)
