@@ -78,11 +78,8 @@ def normalise_and_select(
 def run_pca(adata: AnnData, *, n_pcs: int = 30, random_state: int = 0) -> None:
     """PCA on highly variable genes of the log-normalised data (sparse, never densified)."""
     n_comps = int(min(n_pcs, adata.n_obs - 1, int(adata.var["highly_variable"].sum()) - 1))
-    hvg = adata[:, adata.var["highly_variable"].to_numpy()]
-    # Subset first: PCA then centres implicitly on HVGs only, never the full matrix.
-    sc.pp.pca(hvg, n_comps=n_comps, random_state=random_state)
-    adata.obsm["X_pca"] = hvg.obsm["X_pca"]
-    adata.uns["pca"] = hvg.uns["pca"]
+    # mask_var subsets to HVGs first; sparse input is centred implicitly, never densified.
+    sc.pp.pca(adata, n_comps=n_comps, mask_var="highly_variable", random_state=random_state)
     adata.uns.setdefault("clonetrack", {})["pca"] = {"n_pcs": n_comps}
 
 

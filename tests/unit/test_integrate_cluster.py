@@ -1,0 +1,100 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.metrics import adjusted_rand_score
+
+from clonetrack import cluster, integrate, metrics
+from clonetrack.errors import InputError
+
+
+def make_batches(n_per=150, n_types=3, n_genes=300, batch_shift=0.3, seed=0):
+    """Two samples with the same three cell types and a strong gene-wise batch effect."""
+    rng = np.random.default_rng(seed)
+    base = rng.lognormal(0, 1, size=n_genes)
+    programmes = np.tile(base, (n_types, 1))
+    for k in range(n_types):
+        programmes[k, 20 * k : 20 * k + 20] *= 10
+    adatas = {}
+    for b in range(2):
+        factor = rng.lognormal(0, batch_shift, size=n_genes)
+        kind = rng.integers(0, n_types, size=n_per)
+        mean = programmes[kind] * factor
+        x = rng.poisson(3000 * mean / mean.sum(1, keepdims=True)).astype(np.float32)
+        a = ad.AnnData(sp.csr_matrix(x), var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+        a.obs_names = [f"S{b}_c{i}" for i in range(n_per)]
+        a.obs["truth"] = pd.Categorical([f"type{k}" for k in kind])
+        adatas[f"S{b}"] = a
+    samples = pd.DataFrame(
+        {"patient_id": ["P1", "P1"], "timepoint": ["diagnosis", "relapse"], "timepoint_order": ["1", "3"],
+         "path": ["a", "b"], "format": ["", ""], "sex": ["F", "F"]},
+        index=pd.Index(["S0", "S1"], name="sample_id"),
+    )
+    return adatas, samples
+
+
+@pytest.fixture(scope="module")
+def merged():
+    adatas, samples = make_batches()
+    adata = integrate.merge_samples(adatas, samples)
+    integrate.normalise_and_select(adata, n_top_genes=200, batch_key="sample_id")
+    integrate.run_pca(adata, n_pcs=20)
+    return adata
+
+
+def test_merge_carries_design_and_keeps_counts(merged):
+    assert merged.n_obs == 300
+    assert set(merged.obs["sample_id"]) == {"S0", "S1"}
+    assert merged.obs["timepoint_order"].dtype.kind == "i"
+    assert (merged.obs.loc[merged.obs["sample_id"] == "S1", "timepoint"] == "relapse").all()
+    assert "sex" in merged.obs
+    counts = merged.layers["counts"]
+    assert np.all(np.mod(counts.data, 1) == 0)
+    # X is log-normalised: expm1 of each row sums to the target
+    np.testing.assert_allclose(np.expm1(merged.X[:5].toarray()).sum(1), 1e4, rtol=1e-3)
+    assert merged.var["highly_variable"].sum() == 200
+
+
+def test_disjoint_genes_refused():
+    adatas, samples = make_batches(n_per=5, n_genes=30)
+    adatas["S1"].var_names = [f"X{i}" for i in range(30)]
+    with pytest.raises(InputError, match="share no gene names"):
+        integrate.merge_samples(adatas, samples)
+
+
+def test_harmony_mixes_batches_and_keeps_types(merged):
+    adata = merged.copy()
+    embedding = integrate.integrate(adata, method="harmony", batch_key="sample_id")
+    assert embedding == "X_harmony" and adata.obsm["X_harmony"].shape == adata.obsm["X_pca"].shape
+    batches = adata.obs["sample_id"].astype(str).to_numpy()
+    labels = adata.obs["truth"].astype(str).to_numpy()
+    before = metrics.knn_batch_mixing(adata.obsm["X_pca"], batches)
+    after = metrics.knn_batch_mixing(adata.obsm["X_harmony"], batches)
+    assert before < 0.3 and after > 0.8
+    assert metrics.label_asw(adata.obsm["X_harmony"], labels) > 0.6
+    table = metrics.integration_metrics(adata.__class__(obs=adata.obs.assign(cell_type=labels), obsm=adata.obsm, uns=adata.uns),
+                                        batch_key="sample_id")
+    assert list(table["embedding"]) == ["X_pca", "X_harmony"]
+    assert table.loc[1, "batch_asw"] > table.loc[0, "batch_asw"]
+
+
+def test_unknown_batch_key_and_method_refused(merged):
+    with pytest.raises(InputError, match="batch_key 'lane'"):
+        integrate.integrate(merged.copy(), method="harmony", batch_key="lane")
+    with pytest.raises(InputError, match="not one of harmony, scvi, none"):
+        integrate.integrate(merged.copy(), method="combat", batch_key="sample_id")
+
+
+def test_clustering_recovers_types_and_markers(merged):
+    adata = merged.copy()
+    integrate.integrate(adata, method="harmony", batch_key="sample_id")
+    table = cluster.embed_and_cluster(adata, use_rep="X_harmony", resolutions=(0.1, 0.3, 1.0))
+    assert table["chosen"].sum() == 1
+    assert adjusted_rand_score(adata.obs["truth"], adata.obs["leiden"]) > 0.9
+    markers = cluster.find_markers(adata, groupby="leiden", n_markers=5)
+    # each cluster's top markers come from its planted programme block of 20 genes
+    for group, rows in markers.groupby("group"):
+        blocks = {int(g[1:]) // 20 for g in rows["gene"]}
+        assert len(blocks) == 1
+    assert (markers["p_adj"] < 0.05).all()

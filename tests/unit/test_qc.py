@@ -1,0 +1,109 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from clonetrack import qc
+from clonetrack.errors import InputError
+
+
+def make_sample(n_good=300, n_dying=20, n_empty=15, n_doublets=18, n_genes=400, seed=0):
+    """Three cell types, dying cells (high MT fraction), near-empty droplets and heterotypic
+    doublets, as integer counts."""
+    rng = np.random.default_rng(seed)
+    genes = [f"MT-{i}" for i in range(10)] + [f"RPL{i}" for i in range(10)] + ["HBB", "HBEGF"]
+    genes += [f"G{i}" for i in range(n_genes - len(genes))]
+    base = rng.gamma(0.6, 1.0, size=n_genes)
+    base[:10] *= 3  # a few % mitochondrial in healthy cells
+    programmes = np.tile(base, (3, 1))
+    for k in range(3):  # each type has 30 marker genes up 8-fold
+        programmes[k, 30 + 30 * k : 60 + 30 * k] *= 8
+    kind = rng.integers(0, 3, size=n_good)
+    lib = rng.lognormal(np.log(2500), 0.3, size=n_good)
+    rates = programmes[kind] / programmes[kind].sum(1, keepdims=True)
+    good = rng.poisson(lib[:, None] * rates)
+    mt_heavy = base.copy()
+    mt_heavy[:10] *= 60
+    lib_d = rng.lognormal(np.log(1500), 0.3, size=n_dying)
+    dying = rng.poisson(np.outer(lib_d / mt_heavy.sum(), mt_heavy))
+    empty = rng.poisson(np.outer(np.full(n_empty, 60) / base.sum(), base))
+    pairs = [(i, j) for i in range(n_good) for j in range(n_good) if kind[i] != kind[j]]
+    chosen = rng.choice(len(pairs), size=n_doublets, replace=False)
+    doublets = np.array([good[pairs[c][0]] + good[pairs[c][1]] for c in chosen])
+    x = np.vstack([good, dying, empty, doublets]).astype(np.float32)
+    truth = ["good"] * n_good + ["dying"] * n_dying + ["empty"] * n_empty + ["doublet"] * n_doublets
+    adata = ad.AnnData(sp.csr_matrix(x), var=pd.DataFrame(index=genes))
+    adata.obs_names = [f"S1_c{i}" for i in range(adata.n_obs)]
+    adata.obs["barcode"] = [f"c{i}" for i in range(adata.n_obs)]
+    adata.obs["truth"] = truth
+    return adata
+
+
+def test_metrics_match_independent_computation():
+    adata = make_sample()
+    qc.add_qc_metrics(adata)
+    x = adata.X.toarray()
+    np.testing.assert_allclose(adata.obs["total_counts"], x.sum(1), rtol=1e-6)
+    np.testing.assert_allclose(adata.obs["pct_counts_mt"], 100 * x[:, :10].sum(1) / x.sum(1), rtol=1e-5)
+    # HBB is a haemoglobin gene, HBEGF is not
+    assert adata.var.loc["HBB", "hb"] and not adata.var.loc["HBEGF", "hb"]
+    assert adata.var["ribo"].sum() == 10
+
+
+def test_mad_thresholds_equal_hand_computation():
+    obs = pd.DataFrame(
+        {"total_counts": [1000, 2000, 3000, 4000, 100000], "n_genes_by_counts": [500, 600, 700, 800, 900],
+         "pct_counts_mt": [1.0, 2.0, 3.0, 4.0, 50.0]}
+    )
+    params = qc.QCParams(nmads_counts=2, nmads_genes=2, nmads_mito=3, min_counts=None, min_genes=None, max_pct_mito=None)
+    t = qc.adaptive_thresholds(obs, params=params)
+    logged = np.log1p(obs["total_counts"])
+    mad = np.median(np.abs(logged - np.median(logged)))
+    assert t["max_total_counts"] == pytest.approx(np.expm1(np.median(logged) + 2 * mad))
+    assert t["max_pct_counts_mt"] == pytest.approx(3.0 + 3 * 1.0)
+    capped = qc.adaptive_thresholds(obs, params=qc.QCParams(max_pct_mito=5.0, min_counts=1500))
+    assert capped["max_pct_counts_mt"] == 5.0
+    assert capped["min_total_counts"] >= 1500
+
+
+def test_run_qc_removes_planted_bad_cells_and_ledger_balances():
+    adata = make_sample()
+    kept, cells, ledger = qc.run_qc(adata, sample_id="S1", params=qc.QCParams(), random_state=0)
+    truth = adata.obs["truth"]
+    removed = cells["qc_reason"].astype(str) != "kept"
+    assert removed[truth.isin(["dying", "empty"])].mean() == 1.0
+    assert removed[truth == "doublet"].mean() >= 0.6
+    assert removed[truth == "good"].mean() <= 0.1
+    row = ledger.iloc[0]
+    assert row["n_cells_in"] == adata.n_obs == len(cells)
+    assert row["n_cells_in"] == sum(row[f"removed_{r}"] for r in qc.REMOVAL_REASONS) + row["n_cells_kept"]
+    assert kept.n_obs == row["n_cells_kept"]
+    qc.check_ledger(ledger)
+
+
+def test_qc_is_deterministic():
+    a = qc.run_qc(make_sample(), sample_id="S1", random_state=3)[1]
+    b = qc.run_qc(make_sample(), sample_id="S1", random_state=3)[1]
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_sample_emptied_by_qc_is_refused_with_override_hint():
+    adata = make_sample()
+    with pytest.raises(InputError, match=r"Sample S1: QC removed all .* qc.overrides.S1"):
+        qc.run_qc(adata, sample_id="S1", params=qc.QCParams(min_counts=1e9))
+
+
+def test_overrides_and_unknown_keys():
+    config = {"nmads_counts": 5, "overrides": {"S2": {"max_pct_mito": 40}}}
+    assert qc.QCParams.from_config(config, sample_id="S2").max_pct_mito == 40
+    assert qc.QCParams.from_config(config, sample_id="S1").max_pct_mito == 25
+    with pytest.raises(InputError, match="Unknown QC setting"):
+        qc.QCParams.from_config({"max_pct_mitto": 3}, sample_id="S1")
+
+
+def test_check_ledger_detects_imbalance():
+    ledger = pd.DataFrame([{"sample_id": "S1", "n_cells_in": 10, "n_cells_kept": 5,
+                            **{f"removed_{r}": 0 for r in qc.REMOVAL_REASONS}}])
+    with pytest.raises(AssertionError, match="S1"):
+        qc.check_ledger(ledger)
