@@ -29,7 +29,7 @@ def counts_path(wildcards):
 
 def sample_row(wildcards):
     """The sheet row of a sample as a plain dict, for scripts."""
-    return SAMPLES.loc[wildcards.sample].to_dict()
+    return {"sample_id": wildcards.sample, **SAMPLES.loc[wildcards.sample].to_dict()}
 
 
 def qc_outputs(kind):

@@ -63,15 +63,29 @@ def normalise_and_select(
     n_top = min(n_top_genes, adata.n_vars)
     batches = adata.obs[batch_key] if batch_key else None
     use_batch = batch_key if batches is not None and batches.nunique() > 1 else None
-    sc.pp.highly_variable_genes(
-        adata, flavor="seurat_v3", n_top_genes=n_top, layer="counts", batch_key=use_batch
-    )
+    # The loess fit of seurat_v3 can be singular in small batches (a hundred cells); a wider
+    # span smooths the mean-variance trend more and resolves it.
+    for span in (0.3, 0.5, 1.0):
+        try:
+            sc.pp.highly_variable_genes(
+                adata,
+                flavor="seurat_v3",
+                n_top_genes=n_top,
+                layer="counts",
+                batch_key=use_batch,
+                span=span,
+            )
+            break
+        except ValueError as error:
+            if "singularit" not in str(error) or span == 1.0:
+                raise
     sc.pp.normalize_total(adata, target_sum=target_sum)
     sc.pp.log1p(adata)
     adata.uns.setdefault("clonetrack", {})["normalise"] = {
         "target_sum": target_sum,
         "n_top_genes": n_top,
         "batch_key": use_batch,
+        "loess_span": span,
     }
 
 

@@ -187,7 +187,11 @@ def run_qc(
     )
     thresholds["doublet_score"] = doublet_threshold
     adata.uns.setdefault("clonetrack", {})["qc"] = {
-        "params": {k: v for k, v in params.__dict__.items()},
+        # h5ad stores lists, not tuples; None is not storable either, so it becomes "none".
+        "params": {
+            k: list(v) if isinstance(v, tuple) else ("none" if v is None else v)
+            for k, v in params.__dict__.items()
+        },
         "thresholds": thresholds,
     }
 

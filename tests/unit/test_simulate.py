@@ -1,0 +1,291 @@
+"""Tests for clonetrack.simulate: the planted truth must be visible in the counts it writes."""
+
+import gzip
+import re
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+from scipy import sparse
+
+from clonetrack.errors import InputError
+from clonetrack.simulate import select_genes, simulate_cohort, write_cohort
+
+GENES = Path(__file__).resolve().parents[2] / "resources" / "toy" / "genes.tsv"
+
+
+@pytest.fixture(scope="module")
+def genes():
+    return pd.read_csv(GENES, sep="\t")
+
+
+@pytest.fixture(scope="module")
+def cohort(genes):
+    return simulate_cohort(genes=genes, seed=3, n_cells_per_sample=300)
+
+
+@pytest.fixture(scope="module")
+def pooled(cohort):
+    """All samples stacked: truth, library size, MT fraction, raw counts and gene names."""
+    adata = ad.concat(list(cohort.adatas.values()), merge="same")
+    counts = adata.X.toarray().astype(float)
+    lib = counts.sum(1)
+    mt = adata.var_names.str.startswith("MT-")
+    obs = adata.obs.copy()
+    obs["lib"] = lib
+    obs["mt_frac"] = counts[:, mt].sum(1) / lib
+    obs["good"] = ~(obs["low_quality"] | obs["doublet"])
+    return obs, counts, list(adata.var_names)
+
+
+def _normalise(counts, names, exclude):
+    """Counts per 10k of the genes no planted effect touches (an independent size factor)."""
+    keep = np.array([g not in exclude and not g.startswith("MT-") for g in names])
+    return counts / counts[:, keep].sum(1, keepdims=True) * 1e4
+
+
+def _log2_ratios(norm, a, b, idx):
+    """Per-gene log2 of mean expression in cells ``a`` over cells ``b`` (genes seen in both)."""
+    ma, mb = norm[a][:, idx].mean(0), norm[b][:, idx].mean(0)
+    ok = (ma > 0) & (mb > 0)
+    return np.log2(ma[ok] / mb[ok])
+
+
+def _planted(cohort):
+    return (
+        set(cohort.de_genes["gene"])
+        | set(cohort.resistance_genes["gene"])
+        | set(cohort.params["malignant_programme"])
+    )
+
+
+def test_same_seed_same_counts(genes):
+    kw = {"genes": genes, "n_cells_per_sample": 200, "patients": ("P1",), "n_clones": (2,)}
+    a, b = simulate_cohort(seed=5, **kw), simulate_cohort(seed=5, **kw)
+    c = simulate_cohort(seed=6, **kw)
+    for sid in a.adatas:
+        assert (a.adatas[sid].X != b.adatas[sid].X).nnz == 0
+        pd.testing.assert_frame_equal(a.adatas[sid].obs, b.adatas[sid].obs)
+    assert (a.adatas["P1_diagnosis"].X != c.adatas["P1_diagnosis"].X).nnz > 0
+
+
+def test_design_and_truth_rows_match_cells(cohort):
+    assert list(cohort.samples["sample_id"]) == [
+        f"{p}_{t}" for p in ("P1", "P2", "P3") for t in ("diagnosis", "on_treatment", "relapse")
+    ]
+    assert sum(a.n_obs for a in cohort.adatas.values()) == len(cohort.cells)
+    for sid, a in cohort.adatas.items():
+        assert sparse.isspmatrix_csr(a.X) and np.issubdtype(a.X.dtype, np.integer)
+        assert a.obs["barcode"].is_unique
+        assert a.obs["barcode"].str.fullmatch(r"[ACGT]{16}-1").all()
+        assert (a.obs_names == sid + "_" + a.obs["barcode"]).all()
+        # Junk is ~5% each on top of the 300 good cells.
+        assert a.obs["low_quality"].sum() == 15 and a.obs["doublet"].sum() == 15
+        assert a.obs["cell_type"].nunique() >= 10
+    assert set(cohort.cells["cell_type"]) <= {
+        "HSC", "Prog", "GMP", "ProMono", "Mono", "cDC", "pDC", "earlyEry", "lateEry", "ProB", "B",
+        "Plasma", "T", "CTL", "NK",
+    }  # fmt: skip
+    # Normal cells carry no clone; malignant cells always do.
+    c = cohort.cells
+    assert (c["clone"][~c["malignant"]] == "").all() and (c["clone"][c["malignant"]] != "").all()
+
+
+def test_low_quality_and_doublets_in_counts(pooled):
+    obs, _, _ = pooled
+    good, lq, db = obs[obs["good"]], obs[obs["low_quality"]], obs[obs["doublet"]]
+    assert good["mt_frac"].quantile(0.99) < 0.12
+    # Each low-quality cell has few UMIs or 30-70% mitochondrial counts.
+    low_lib = lq["lib"] < 0.25 * good["lib"].median()
+    high_mt = lq["mt_frac"].between(0.2, 0.8)  # 30-70% planted, NB noise around it
+    assert (low_lib | high_mt).all() and high_mt.mean() > 0.4
+    assert lq.loc[high_mt, "mt_frac"].median() > 5 * good["mt_frac"].median()
+    ratio = db["lib"].median() / good["lib"].median()
+    assert 1.6 < ratio < 2.5
+
+
+def test_planted_mono_de_recovered(cohort, pooled):
+    obs, counts, names = pooled
+    norm = _normalise(counts, names, _planted(cohort))
+    de = cohort.de_genes
+    assert set(de["contrast"]) == {"on_treatment_vs_diagnosis"} and set(de["cell_type"]) == {"Mono"}
+    assert {"IFIT1", "ISG15", "MX1"} <= set(de["gene"])
+    up = [names.index(g) for g in de.loc[de["log2fc"] > 0, "gene"]]
+    down = [names.index(g) for g in de.loc[de["log2fc"] < 0, "gene"]]
+    planted = set(de["gene"]) | set(cohort.resistance_genes["gene"])
+    ctrl = [i for i, g in enumerate(names) if g not in planted and not g.startswith("MT-")]
+    mono = (obs["cell_type"] == "Mono") & ~obs["malignant"] & obs["good"]
+    logs = {"up": [], "down": [], "ctrl": [], "relapse": []}
+    for p in ("P1", "P2", "P3"):
+        on = (mono & (obs["sample_id"] == f"{p}_on_treatment")).to_numpy()
+        dx = (mono & (obs["sample_id"] == f"{p}_diagnosis")).to_numpy()
+        rel = (mono & (obs["sample_id"] == f"{p}_relapse")).to_numpy()
+        assert on.sum() >= 40 and dx.sum() >= 40
+        logs["up"].append(_log2_ratios(norm, on, dx, up))
+        logs["down"].append(_log2_ratios(norm, on, dx, down))
+        logs["ctrl"].append(_log2_ratios(norm, on, dx, ctrl))
+        logs["relapse"].append(_log2_ratios(norm, rel, dx, up))
+    mean = {k: np.concatenate(v).mean() for k, v in logs.items()}
+    # Planted log2FC is +-log2(3) = 1.58; per-sample batch noise averages out over genes.
+    assert mean["up"] == pytest.approx(np.log2(3), abs=0.35)
+    assert mean["down"] == pytest.approx(-np.log2(3), abs=0.35)
+    assert abs(np.median(np.concatenate(logs["ctrl"]))) < 0.2
+    assert abs(mean["relapse"]) < 0.35  # the effect is on treatment only
+
+
+def test_cnv_segments_shift_clone_expression(cohort, pooled):
+    obs, counts, names = pooled
+    pos = {g: i for i, g in enumerate(names)}
+    segment_genes = {
+        (r.first_gene, r.last_gene): names[pos[r.first_gene] : pos[r.last_gene] + 1]
+        for r in cohort.cnv_segments.itertuples()
+    }
+    # Size factors from genes outside every segment and every planted programme.
+    in_any = {g for genes in segment_genes.values() for g in genes}
+    norm = _normalise(counts, names, _planted(cohort) | in_any)
+    checked = 0
+    for _, seg in cohort.cnv_segments.iterrows():
+        genes_idx = np.arange(pos[seg["first_gene"]], pos[seg["last_gene"]] + 1)
+        assert len(genes_idx) == seg["n_genes"] >= 60
+        seg_sum = norm[:, genes_idx].sum(1)
+        patient = obs["patient_id"] == seg["patient_id"]
+        ratios, weights = [], []
+        for t in ("HSC", "Prog", "GMP"):
+            typed = patient & obs["good"] & (obs["cell_type"] == t)
+            clone = (typed & (obs["clone"] == seg["clone"])).to_numpy()
+            normal = (typed & ~obs["malignant"]).to_numpy()
+            if clone.sum() >= 5 and normal.sum() >= 5:
+                ratios.append(seg_sum[clone].mean() / seg_sum[normal].mean())
+                weights.append(clone.sum())
+        ratio = np.average(ratios, weights=weights)
+        assert ratio == pytest.approx(seg["multiplier"], rel=0.15), seg.to_dict()
+        checked += 1
+    assert checked == len(cohort.cnv_segments)
+    # Truncal events are shared by all clones of a patient, private ones are not.
+    for p, segs in cohort.cnv_segments.groupby("patient_id"):
+        truncal = segs[segs["truncal"]]
+        assert truncal["clone"].nunique() == segs["clone"].nunique()
+        assert truncal[["chromosome", "start", "end"]].drop_duplicates().shape[0] == 1
+
+
+def test_clone_trajectories_and_resistance(cohort, pooled):
+    obs, counts, names = pooled
+    norm = _normalise(counts, names, _planted(cohort))
+    good = obs[obs["good"] & obs["malignant"]]
+    freq = good.groupby(["sample_id", "clone"]).size() / good.groupby("sample_id").size()
+    for _, c in cohort.clones.iterrows():
+        f = {t: freq.get((f"{c['patient_id']}_{t}", c["clone"]), 0.0) for t in
+             ("diagnosis", "on_treatment", "relapse")}  # fmt: skip
+        for t, v in f.items():
+            assert v == pytest.approx(c[f"freq_{t}"], abs=1e-3)
+            n = (
+                (good["sample_id"] == f"{c['patient_id']}_{t}") & (good["clone"] == c["clone"])
+            ).sum()
+            assert n == 0 or n >= 15
+        if c["trajectory"] == "expanding":
+            assert c["resistant"] and f["relapse"] > 0.5 > 0.2 > f["diagnosis"]
+        if c["trajectory"] == "contracting":
+            assert f["diagnosis"] > 0.5 > 0.2 > f["relapse"]
+    # Malignant fraction ~50% / ~12% / ~50% of good cells.
+    mal = obs[obs["good"]].groupby("timepoint")["malignant"].mean()
+    assert mal["on_treatment"] < 0.2 < 0.4 < mal["diagnosis"] and mal["relapse"] > 0.4
+    # Resistance genes: up ~3x in the resistant clone vs the other clones of the same type.
+    res = [names.index(g) for g in cohort.resistance_genes["gene"]]
+    assert {"BCL2L1", "MCL1", "CD36"} <= set(cohort.resistance_genes["gene"])
+    resistant = set(cohort.clones.loc[cohort.clones["resistant"], "clone"])
+    logs = []
+    for (p, t), cells in good.groupby(["patient_id", "cell_type"], observed=True):
+        is_res = cells["clone"].isin(resistant)
+        if is_res.sum() >= 5 and (~is_res).sum() >= 5:
+            a = obs.index.isin(cells.index[is_res])
+            b = obs.index.isin(cells.index[~is_res])
+            logs.append(_log2_ratios(norm, a, b, res))
+    assert len(logs) >= 3
+    assert np.concatenate(logs).mean() == pytest.approx(np.log2(3), abs=0.35)
+
+
+def test_written_bundle_reads_back(genes, tmp_path):
+    small = simulate_cohort(genes=genes, seed=1, n_cells_per_sample=150, min_mono_cells=20)  # fast
+    sheet = write_cohort(small, tmp_path)
+    read = pd.read_csv(tmp_path / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert list(read.columns) == [
+        "sample_id", "patient_id", "timepoint", "timepoint_order", "path", "format", "clones",
+        "batch", "sex",
+    ]  # fmt: skip
+    assert (read["format"] == "").sum() == 3 and (read["format"] != "").sum() == 6
+    assert (read["clones"] != "").sum() == 3 and read.loc[read["clones"] != "", "patient_id"].eq(
+        "P3"
+    ).all()
+    cells = pd.read_csv(tmp_path / "truth" / "cells.tsv", sep="\t", keep_default_na=False)
+    assert len(cells) == sum(a.n_obs for a in small.adatas.values())
+    for _, row in sheet.iterrows():
+        truth = small.adatas[row["sample_id"]]
+        path = tmp_path / row["path"]
+        if row["path"].endswith(".h5ad"):
+            got = ad.read_h5ad(path)
+            x, barcodes, genes_got = got.X, got.obs_names, got.var_names
+        elif row["path"].endswith(".txt.gz"):
+            with gzip.open(path, "rt") as fh:
+                assert fh.readline().startswith("Gene\t")
+            dense = pd.read_csv(path, sep="\t", index_col=0)
+            x, barcodes, genes_got = dense.to_numpy().T, dense.columns, dense.index
+        else:
+            got = sc.read_10x_mtx(path)
+            x, barcodes, genes_got = got.X, got.obs_names, got.var_names
+            assert got.var["feature_types"].eq("Gene Expression").all()
+        x = sparse.csr_matrix(x)
+        assert list(genes_got) == list(truth.var_names)
+        assert list(barcodes) == list(truth.obs["barcode"])
+        assert (x != truth.X).nnz == 0
+        sub = cells[cells["sample_id"] == row["sample_id"]]
+        assert list(sub["barcode"]) == list(truth.obs["barcode"])
+    # Given clone tables: ~90% of malignant singlets, a fixed id per truth clone, 3 stray barcodes.
+    lineage = small.clones.set_index("clone")["lineage_clone_id"]
+    for sid in ("P3_diagnosis", "P3_on_treatment", "P3_relapse"):
+        table = pd.read_csv(tmp_path / "clones" / f"{sid}.tsv", sep="\t")
+        assert list(table.columns) == ["barcode", "clone_id", "confidence"]
+        assert table["clone_id"].str.fullmatch(r"LB\d{2}").all()
+        obs = small.adatas[sid].obs.set_index("barcode")
+        known = table["barcode"].isin(obs.index)
+        assert (~known).sum() == 3
+        hit = obs.loc[table.loc[known, "barcode"]]
+        assert hit["malignant"].all()
+        assert (hit["clone"].map(lineage).to_numpy() == table.loc[known, "clone_id"]).all()
+        n_mal = (obs["malignant"] & ~obs["doublet"]).sum()
+        assert known.sum() == pytest.approx(0.9 * n_mal, abs=1)
+
+
+def test_select_genes_filters_and_sorts():
+    rng = np.random.default_rng(0)
+    names = [f"GENE{i}" for i in range(300)] + ["MIR21", "LINC00001", "AC1.2", "FOO-AS1", "OR5A1P"]
+    names += ["CD34", "CD14", "RPL3", "NDUFA4", "HBB", "MT-ND1"]
+    pos = pd.DataFrame(
+        {
+            "symbol": names,
+            "chromosome": [f"chr{rng.integers(1, 23)}" for _ in names[:-1]] + ["chrM"],
+            "start": rng.integers(1, 10**8, len(names)),
+        }
+    )
+    pos["end"] = pos["start"] + 1000
+    out = select_genes(pos, n_genes=100, seed=0)
+    assert len(out) == 100
+    assert {"CD34", "CD14", "MT-ND1", "RPL3", "NDUFA4", "HBB"} <= set(out["symbol"])
+    assert not out["symbol"].str.contains(r"^MIR|^LINC|\.|-AS|1P$").any()
+    rank = out["chromosome"].str.replace("chr", "").replace({"X": "23", "Y": "24", "M": "25"})
+    key = list(zip(rank.astype(int), out["start"], strict=True))
+    assert key == sorted(key)
+    with pytest.raises(InputError, match="start"):
+        select_genes(pos.drop(columns="start"))
+
+
+def test_shipped_gene_table(genes):
+    assert 2400 <= len(genes) <= 2700 and genes["symbol"].is_unique
+    assert genes["symbol"].str.startswith("MT-").sum() == 13
+    for g in ("CD34", "BCL2L1", "MCL1", "CD36", "IFIT1", "HBB", "LILRA4", "GNLY", "ADGRG1"):
+        assert g in set(genes["symbol"])
+    autosomal = genes["chromosome"].str.fullmatch(r"chr\d+")
+    assert genes.loc[autosomal, "chromosome"].nunique() == 22
+    assert not re.search(r"[\r\t]", genes.to_csv(sep=",", index=False))

@@ -1,0 +1,352 @@
+"""Cell-type annotation of bone-marrow cells from a literature marker panel, and gene signatures.
+
+Labels are the 15 normal classes of van Galen et al. 2019 (Cell 176:1265) plus ``unassigned``.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from .errors import InputError
+
+CELL_TYPES = (
+    "HSC",
+    "Prog",
+    "GMP",
+    "ProMono",
+    "Mono",
+    "cDC",
+    "pDC",
+    "earlyEry",
+    "lateEry",
+    "ProB",
+    "B",
+    "Plasma",
+    "T",
+    "CTL",
+    "NK",
+)
+UNASSIGNED = "unassigned"
+MARKER_COLUMNS = ("cell_type", "gene", "weight", "reference")
+METHODS = ("scaled", "score_genes")
+
+
+def load_markers(path: str | PathLike) -> pd.DataFrame:
+    """Read and validate a marker panel.
+
+    Parameters
+    ----------
+    path
+        Tab-separated table with columns ``cell_type``, ``gene``, ``weight`` (positive for markers,
+        negative for genes the class should not express) and ``reference``.
+
+    Returns
+    -------
+    The panel with ``weight`` as float, one row per (cell_type, gene).
+
+    Raises
+    ------
+    InputError
+        Missing columns, unknown classes, non-numeric or zero weights, duplicated rows, or a class
+        without any positive marker.
+    """
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as err:
+        raise InputError(f"marker panel {path}: cannot be read as a TSV ({err})") from err
+    missing = [c for c in MARKER_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"marker panel {path}: missing column(s) {missing}; need {MARKER_COLUMNS}")
+    df = df[list(MARKER_COLUMNS)].apply(lambda col: col.str.strip())
+    unknown = sorted(set(df["cell_type"]) - set(CELL_TYPES))
+    if unknown:
+        raise InputError(
+            f"marker panel {path}: unknown cell_type(s) {unknown}; allowed are {CELL_TYPES}"
+        )
+    if (df["gene"] == "").any():
+        rows = (np.flatnonzero(df["gene"] == "") + 2).tolist()
+        raise InputError(f"marker panel {path}: empty gene on line(s) {rows}")
+    weight = pd.to_numeric(df["weight"], errors="coerce")
+    bad = weight.isna() | (weight == 0)
+    if bad.any():
+        rows = (np.flatnonzero(bad) + 2).tolist()
+        raise InputError(f"marker panel {path}: weight must be a non-zero number, line(s) {rows}")
+    df["weight"] = weight.astype(float)
+    dup = df.duplicated(["cell_type", "gene"])
+    if dup.any():
+        rows = (np.flatnonzero(dup) + 2).tolist()
+        raise InputError(f"marker panel {path}: duplicated cell_type/gene on line(s) {rows}")
+    no_pos = sorted(set(df["cell_type"]) - set(df.loc[df["weight"] > 0, "cell_type"]))
+    if no_pos:
+        raise InputError(f"marker panel {path}: class(es) {no_pos} have no positive marker")
+    return df.reset_index(drop=True)
+
+
+def _dense_columns(adata: AnnData, genes: list[str], layer: str | None) -> np.ndarray:
+    idx = adata.var_names.get_indexer(genes)
+    x = adata.X if layer is None else adata.layers[layer]
+    x = x[:, idx]
+    x = x.toarray() if sp.issparse(x) else np.asarray(x)
+    return x.astype(np.float64, copy=False)
+
+
+def _scaled_scores(
+    x: np.ndarray, genes: list[str], panel: pd.DataFrame, classes: list[str], max_value: float
+) -> np.ndarray:
+    # z-score each marker across cells so that highly and lowly expressed markers weigh alike;
+    # clipping keeps a rare gene (e.g. AVP) from dominating through a few extreme values
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std[std == 0] = 1.0
+    z = np.clip((x - mean) / std, -max_value, max_value)
+    col = {g: i for i, g in enumerate(genes)}
+    scores = np.empty((x.shape[0], len(classes)))
+    for j, ct in enumerate(classes):
+        sub = panel[panel["cell_type"] == ct]
+        w = sub["weight"].to_numpy()
+        # normalise by the positive weight so a score is the mean z of the positive markers,
+        # less the (weighted) expression of the negative ones
+        scores[:, j] = z[:, [col[g] for g in sub["gene"]]] @ w / w[w > 0].sum()
+    return scores
+
+
+def score_cell_types(
+    adata: AnnData,
+    markers: pd.DataFrame,
+    *,
+    key_added: str = "cell_type",
+    min_score: float = 0.1,
+    min_margin: float = 0.1,
+    method: str = "scaled",
+    max_value: float = 3.0,
+    neighbors_key: str | None = None,
+    layer: str | None = None,
+    random_state: int = 0,
+) -> None:
+    """Score every cell for each cell type of a marker panel and label it with the best class.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes with log-normalised expression in ``X`` (or ``layer``); gene symbols as
+        ``var_names``.
+    markers
+        Panel as returned by :func:`load_markers`.
+    key_added
+        ``obs`` column for the label; ``{key_added}_score`` and ``{key_added}_margin`` hold the best
+        score and its lead over the second best.
+    min_score
+        Cells whose best score is below this are ``unassigned``.
+    min_margin
+        Cells whose best score leads the second best by less than this are ``unassigned``.
+    method
+        ``"scaled"``: weighted mean of per-gene z-scored expression (clipped at ``max_value``),
+        divided by the sum of positive weights; negative weights count against a class.
+        ``"score_genes"``: :func:`scanpy.tl.score_genes` on the positive markers of each class
+        (mean expression minus that of random control genes of similar expression).
+    max_value
+        Clip for z-scores (``"scaled"`` only).
+    neighbors_key
+        When given (e.g. ``"neighbors"``), each cell's scores are averaged with those of its
+        neighbours (weighted by ``obsp[uns[neighbors_key]["connectivities_key"]]``, the cell itself
+        with weight 1) before labelling, which evens out the dropout of single markers. The
+        unsmoothed scores are kept in ``obsm["cell_type_scores_raw"]``.
+    layer
+        Use this layer instead of ``X``.
+    random_state
+        Seed for the control genes of ``"score_genes"``.
+
+    Returns
+    -------
+    Nothing; sets ``obs[key_added]`` (categorical), ``obs[f"{key_added}_score"]``,
+    ``obs[f"{key_added}_margin"]``, ``obsm["cell_type_scores"]`` (DataFrame, one column per
+    scored class) and ``uns["clonetrack"]["annotate"]`` (parameters, missing markers, classes not
+    scored).
+
+    Raises
+    ------
+    InputError
+        Unknown ``method``, a malformed panel, or fewer than two classes with enough markers.
+    """
+    if method not in METHODS:
+        raise InputError(f"annotation method {method!r} is not one of {METHODS}")
+    missing_cols = [c for c in ("cell_type", "gene", "weight") if c not in markers.columns]
+    if missing_cols:
+        raise InputError(f"marker panel lacks column(s) {missing_cols}; use load_markers()")
+    conn = None
+    if neighbors_key is not None:
+        ckey = adata.uns.get(neighbors_key, {}).get("connectivities_key")
+        if ckey is None or ckey not in adata.obsp:
+            raise InputError(
+                f"neighbors_key {neighbors_key!r}: no connectivities found; run sc.pp.neighbors"
+            )
+        conn = adata.obsp[ckey]
+    if layer is not None and layer not in adata.layers:
+        raise InputError(f"layer {layer!r} not in adata.layers ({list(adata.layers)})")
+
+    present = markers["gene"].isin(adata.var_names)
+    missing = sorted(set(markers.loc[~present, "gene"]))
+    panel = markers[present]
+    n_pos = panel[panel["weight"] > 0].groupby("cell_type").size()
+    classes = [ct for ct in CELL_TYPES if n_pos.get(ct, 0) >= 2]
+    not_scored = [ct for ct in CELL_TYPES if ct in set(markers["cell_type"]) and ct not in classes]
+    if len(classes) < 2:
+        raise InputError(
+            f"only {len(classes)} cell type(s) have >= 2 positive markers in the data "
+            f"(missing genes: {missing[:20]}); check that var_names are gene symbols"
+        )
+    panel = panel[panel["cell_type"].isin(classes)]
+
+    if method == "scaled":
+        genes = sorted(set(panel["gene"]))
+        x = _dense_columns(adata, genes, layer)
+        scores = _scaled_scores(x, genes, panel, classes, max_value)
+    else:
+        import scanpy as sc
+
+        scores = np.empty((adata.n_obs, len(classes)))
+        tmp = AnnData(
+            X=adata.X if layer is None else adata.layers[layer],
+            var=pd.DataFrame(index=adata.var_names),
+        )
+        for j, ct in enumerate(classes):
+            pos = panel.loc[(panel["cell_type"] == ct) & (panel["weight"] > 0), "gene"]
+            sc.tl.score_genes(tmp, list(pos), score_name="s", random_state=random_state)
+            scores[:, j] = tmp.obs["s"].to_numpy()
+
+    if conn is not None:
+        adata.obsm["cell_type_scores_raw"] = pd.DataFrame(
+            scores, index=adata.obs_names, columns=classes
+        )
+        graph = sp.csr_matrix(conn) + sp.eye(adata.n_obs, format="csr")
+        scores = np.asarray(graph @ scores) / np.asarray(graph.sum(axis=1))
+
+    order = np.argsort(-scores, axis=1)
+    rows = np.arange(adata.n_obs)
+    best = scores[rows, order[:, 0]]
+    margin = best - scores[rows, order[:, 1]]
+    label = np.asarray(classes, dtype=object)[order[:, 0]]
+    label[(best < min_score) | (margin < min_margin)] = UNASSIGNED
+
+    adata.obsm["cell_type_scores"] = pd.DataFrame(scores, index=adata.obs_names, columns=classes)
+    adata.obs[key_added] = pd.Categorical(label, categories=[*classes, UNASSIGNED])
+    adata.obs[f"{key_added}_score"] = best
+    adata.obs[f"{key_added}_margin"] = margin
+    adata.uns.setdefault("clonetrack", {})["annotate"] = {
+        "method": method,
+        "min_score": float(min_score),
+        "min_margin": float(min_margin),
+        "max_value": float(max_value),
+        "neighbors_key": neighbors_key,
+        "layer": layer,
+        "random_state": int(random_state),
+        "key_added": key_added,
+        "classes_scored": classes,
+        "classes_not_scored": not_scored,
+        "missing_markers": missing,
+        "n_markers_used": int(len(panel)),
+    }
+
+
+def annotate_clusters(
+    adata: AnnData,
+    *,
+    cluster_key: str = "leiden",
+    cell_key: str = "cell_type",
+    key_added: str = "cell_type_cluster",
+    min_fraction: float = 0.5,
+) -> pd.DataFrame:
+    """Label each cluster with the majority cell type of its assigned cells.
+
+    Parameters
+    ----------
+    adata
+        Annotated cells with ``obs[cluster_key]`` and ``obs[cell_key]``.
+    cluster_key
+        Cluster column.
+    cell_key
+        Per-cell label column; ``unassigned`` cells do not vote.
+    key_added
+        ``obs`` column receiving the cluster label of each cell (categorical).
+    min_fraction
+        A cluster whose majority label holds fewer than this fraction of its assigned cells, or
+        which has no assigned cell, is labelled ``mixed``.
+
+    Returns
+    -------
+    One row per cluster: ``cluster``, ``n_cells``, ``n_assigned``, ``label``, ``fraction``
+    (share of assigned cells carrying the label; NaN without assigned cells).
+    """
+    for key in (cluster_key, cell_key):
+        if key not in adata.obs:
+            raise InputError(f"obs column {key!r} not found; run clustering/score_cell_types first")
+    if not 0 < min_fraction <= 1:
+        raise InputError(f"min_fraction must be in (0, 1], got {min_fraction}")
+    clusters = adata.obs[cluster_key].astype(str)
+    labels = adata.obs[cell_key].astype(str)
+    rows = []
+    for cl in pd.unique(clusters):
+        lab = labels[clusters == cl]
+        assigned = lab[lab != UNASSIGNED]
+        if len(assigned):
+            counts = assigned.value_counts()
+            frac = counts.iloc[0] / len(assigned)
+            name = counts.index[0] if frac >= min_fraction else "mixed"
+        else:
+            frac, name = np.nan, "mixed"
+        rows.append((cl, len(lab), len(assigned), name, frac))
+    table = pd.DataFrame(rows, columns=["cluster", "n_cells", "n_assigned", "label", "fraction"])
+    mapping = dict(zip(table["cluster"], table["label"], strict=True))
+    adata.obs[key_added] = pd.Categorical(clusters.map(mapping))
+    adata.uns.setdefault("clonetrack", {})["annotate_clusters"] = {
+        "cluster_key": cluster_key,
+        "cell_key": cell_key,
+        "key_added": key_added,
+        "min_fraction": float(min_fraction),
+    }
+    return table
+
+
+def load_signature(path: str | PathLike, var_names=None) -> pd.Series:
+    """Read a gene signature (``gene``, ``weight``, optional ``alias``) as weights indexed by gene.
+
+    Parameters
+    ----------
+    path
+        Tab-separated table.
+    var_names
+        Gene names of the data. When given, a gene absent from them but whose ``alias`` is present
+        is renamed to the alias (e.g. ``GPR56`` -> ``ADGRG1``); genes found under neither name are
+        kept under their own name (the caller decides what to do with them).
+
+    Returns
+    -------
+    Float weights indexed by gene symbol, named after the file stem.
+    """
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as err:
+        raise InputError(f"signature {path}: cannot be read as a TSV ({err})") from err
+    for col in ("gene", "weight"):
+        if col not in df.columns:
+            raise InputError(f"signature {path}: missing column {col!r}")
+    weight = pd.to_numeric(df["weight"], errors="coerce")
+    if weight.isna().any():
+        rows = (np.flatnonzero(weight.isna()) + 2).tolist()
+        raise InputError(f"signature {path}: non-numeric weight on line(s) {rows}")
+    genes = df["gene"].str.strip()
+    if var_names is not None and "alias" in df.columns:
+        known = set(var_names)
+        alias = df["alias"].str.strip()
+        use_alias = ~genes.isin(known) & alias.isin(known) & (alias != "")
+        genes = genes.where(~use_alias, alias)
+    if genes.duplicated().any():
+        dups = sorted(genes[genes.duplicated()])
+        raise InputError(f"signature {path}: duplicated gene(s) {dups}")
+    name = str(path).rsplit("/", 1)[-1].removesuffix(".tsv")
+    return pd.Series(weight.to_numpy(dtype=float), index=pd.Index(genes, name="gene"), name=name)

@@ -1,0 +1,140 @@
+"""Figures of clone dynamics; each function returns a matplotlib Figure and never saves it."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from clonetrack.errors import InputError
+
+CLASS_COLOURS = {
+    "expanding": "#d7301f",
+    "persistent": "#fc8d59",
+    "emergent": "#7a0177",
+    "contracting": "#4575b4",
+    "eliminated": "#91bfdb",
+    "undetermined": "#969696",
+}
+
+
+def _clone_colours(clones, classes: pd.DataFrame | None, patient_id: str) -> dict:
+    if classes is None:
+        cmap = plt.get_cmap("tab20")
+        return {c: cmap(i % 20) for i, c in enumerate(clones)}
+    cls = classes[classes["patient_id"] == patient_id].set_index("clone")["class"]
+    out = {}
+    for name, group in pd.Series(clones).groupby(pd.Series(clones).map(cls).fillna("undetermined")):
+        base = np.array(plt.matplotlib.colors.to_rgb(CLASS_COLOURS.get(name, "#969696")))
+        # shades of the class colour keep neighbouring clones of one class apart
+        for i, clone in enumerate(group):
+            out[clone] = tuple(base + (1 - base) * (0.45 * i / max(len(group), 1)))
+    return out
+
+
+def plot_clone_dynamics(
+    freqs: pd.DataFrame, patient_id: str, *, classes: pd.DataFrame | None = None
+) -> Figure:
+    """Stacked clone frequencies over a patient's timepoints, and the malignant fraction.
+
+    Parameters
+    ----------
+    freqs
+        Output of :func:`clonetrack.dynamics.clone_frequencies`.
+    patient_id
+        Patient to draw.
+    classes
+        Output of :func:`clonetrack.dynamics.classify_clones`; colours clones by class.
+
+    Returns
+    -------
+    Figure with two axes: stacked areas of clone frequency (the compartment sums to 1 at each
+    timepoint) over timepoint order, and the malignant fraction of all cells with its interval.
+    """
+    f = freqs[freqs["patient_id"] == patient_id]
+    if f.empty:
+        raise InputError(f"patient {patient_id!r} has no rows in the clone frequency table.")
+    wide = f.pivot_table(
+        index="timepoint_order", columns="clone", values="frequency", aggfunc="first"
+    ).fillna(0.0)
+    # largest clone (by mean frequency) at the bottom
+    wide = wide[wide.mean().sort_values(ascending=False).index]
+    tp = f.drop_duplicates("timepoint_order").sort_values("timepoint_order")
+    colours = _clone_colours(list(wide.columns), classes, patient_id)
+
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(6, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    x = wide.index.to_numpy(dtype=float)
+    ax.stackplot(
+        x, wide.T.to_numpy(), labels=list(wide.columns),
+        colors=[colours[c] for c in wide.columns], edgecolor="white", linewidth=0.5,
+    )
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("clone frequency\n(malignant cells with a clone)")
+    ax.set_title(f"{patient_id}: clone dynamics")
+    if classes is not None:
+        present = classes[classes["patient_id"] == patient_id]["class"].unique()
+        handles = [Line2D([], [], color=CLASS_COLOURS.get(c, "#969696"), lw=6) for c in present]
+        ax.legend(handles, list(present), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    elif wide.shape[1] <= 15:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+
+    mf = tp["malignant_fraction"].to_numpy()
+    err = np.vstack(
+        [mf - tp["malignant_fraction_ci_low"].to_numpy(),
+         tp["malignant_fraction_ci_high"].to_numpy() - mf]
+    )
+    ax2.errorbar(tp["timepoint_order"], mf, yerr=err, marker="o", color="black", capsize=3)
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("malignant\nfraction")
+    ax2.set_xticks(tp["timepoint_order"].to_numpy(dtype=float))
+    ax2.set_xticklabels(
+        [f"{t}\n(n={n})" for t, n in zip(tp["timepoint"], tp["n_malignant"], strict=True)]
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_cohort_overview(freqs: pd.DataFrame, classes: pd.DataFrame) -> Figure:
+    """Dot heatmap: one row per patient x clone, one column per timepoint label.
+
+    Dot area is proportional to the clone's frequency, colour is its class; an open circle marks
+    a timepoint where the clone was not detected.
+    """
+    order = (
+        freqs.groupby("timepoint")["timepoint_order"].median().sort_values().index.tolist()
+    )
+    rows = classes.sort_values(["patient_id", "class", "clone"])[["patient_id", "clone", "class"]]
+    ylab = [f"{p} {c}" for p, c in zip(rows["patient_id"], rows["clone"], strict=True)]
+    ypos = {(p, c): i for i, (p, c) in enumerate(zip(rows["patient_id"], rows["clone"],
+                                                        strict=True))}
+    f = freqs[[(p, c) in ypos for p, c in zip(freqs["patient_id"], freqs["clone"], strict=True)]]
+    cls = rows.set_index(["patient_id", "clone"])["class"]
+    y = np.array([ypos[(p, c)] for p, c in zip(f["patient_id"], f["clone"], strict=True)])
+    x = f["timepoint"].map({t: i for i, t in enumerate(order)}).to_numpy()
+    colour = [
+        CLASS_COLOURS.get(cls[(p, c)], "#969696")
+        for p, c in zip(f["patient_id"], f["clone"], strict=True)
+    ]
+    freq = f["frequency"].fillna(0).to_numpy()
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(order) + 3, 0.25 * len(rows) + 1.5))
+    seen = freq > 0
+    ax.scatter(x[seen], y[seen], s=20 + 400 * freq[seen], c=np.array(colour, dtype=object)[seen])
+    ax.scatter(x[~seen], y[~seen], s=12, facecolors="none", edgecolors="#bdbdbd")
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels(order, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(ylab, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(-0.5, len(order) - 0.5)
+    present = list(dict.fromkeys(rows["class"]))
+    handles = [Line2D([], [], marker="o", ls="", color=CLASS_COLOURS.get(c, "#969696"))
+               for c in present]
+    ax.legend(handles, present, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.set_title("clone frequency by timepoint (dot area) and class (colour)")
+    fig.tight_layout()
+    return fig
