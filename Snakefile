@@ -15,6 +15,7 @@ include: "workflow/rules/integrate.smk"
 include: "workflow/rules/cluster.smk"
 include: "workflow/rules/annotate.smk"
 include: "workflow/rules/de.smk"
+include: "workflow/rules/clones.smk"
 
 
 rule all:

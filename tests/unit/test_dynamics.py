@@ -133,7 +133,7 @@ def test_bh_ignores_nan():
     ("patient", "clone", "cls", "resistant", "sensitive"),
     [
         ("P1", "A", "expanding", True, False),
-        ("P2", "B", "persistent", True, False),
+        ("P2", "B", "persistent", False, False),
         ("P1", "C", "eliminated", False, True),
         ("P3", "G", "undetermined", False, False),
         ("P2", "D", "emergent", False, False),
@@ -145,6 +145,14 @@ def test_planted_classes(results, patient, clone, cls, resistant, sensitive):
     row = classes.loc[(patient, clone)]
     assert row["class"] == cls
     assert (row["resistant"], row["sensitive"]) == (resistant, sensitive)
+
+
+def test_resistant_classes_are_configurable(results):
+    _, freqs, comparisons, _ = results
+    classes = classify_clones(comparisons, freqs, resistant_classes=("expanding", "persistent"))
+    classes = classes.set_index(["patient_id", "clone"])
+    assert classes.loc[("P2", "B"), "resistant"] and classes.loc[("P1", "A"), "resistant"]
+    assert not classes.loc[("P1", "C"), "resistant"]
 
 
 def test_emergent_reports_diagnosis_upper_bound(results):

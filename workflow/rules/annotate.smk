@@ -37,6 +37,7 @@ rule finalise:
     input:
         adata="results/annotate/adata.h5ad",
         ledger="results/tables/qc_ledger.tsv",
+        clones=patient_outputs("cells.tsv.gz"),
     output:
         "results/final/adata.h5ad",
     log:

@@ -37,6 +37,32 @@ def qc_outputs(kind):
     return expand(f"results/qc/{{sample}}/{kind}", sample=SAMPLES.index)
 
 
+def patient_samples(patient):
+    """Sheet rows of one patient."""
+    return SAMPLES[SAMPLES["patient_id"] == patient]
+
+
+def clone_inputs(wildcards):
+    """Clone tables and lineage-barcode matrices of a patient's samples, where the sheet has them."""
+    rows = patient_samples(wildcards.patient)
+    return {
+        "tables": [p for p in rows.get("clones", []) if p],
+        "lineage": [p for p in rows.get("lineage_barcodes", []) if p],
+    }
+
+
+def clone_sources(wildcards):
+    """Per sample of the patient: its clone table and lineage-barcode paths ("" when none)."""
+    rows = patient_samples(wildcards.patient)
+    return {
+        sample_id: {
+            "clones": row.get("clones", ""),
+            "lineage_barcodes": row.get("lineage_barcodes", ""),
+        }
+        for sample_id, row in rows.iterrows()
+    }
+
+
 def input_mb(files, factor, floor_mb=1000):
     """Memory estimate from input size: ``factor`` times the on-disk size, at least ``floor_mb``."""
     paths = [files] if isinstance(files, str) else list(files)
@@ -62,6 +88,11 @@ def mem_mb(factor, floor_mb=1000):
     return estimate
 
 
+def patient_outputs(kind):
+    """One clone output of each patient."""
+    return expand(f"results/clones/patient~{{patient}}/{kind}", patient=PATIENTS)
+
+
 def all_outputs():
     """Every final output of the workflow."""
     return [
@@ -71,4 +102,8 @@ def all_outputs():
         "results/tables/de/timepoint_de.tsv",
         "results/plots/umap.png",
         "results/plots/de_volcano.png",
+        "results/tables/clones/classes.tsv",
+        "results/tables/clones/resistance_de.tsv",
+        "results/plots/clones/cohort_overview.png",
+        *expand("results/plots/clones/patient~{patient}/dynamics.png", patient=PATIENTS),
     ]

@@ -18,8 +18,32 @@ REQUIRED_OBS = (
     "doublet_score",
     "leiden",
     "cell_type",
+    "clone",
+    "clone_source",
+    "malignant",
 )
+CLONE_COLUMNS = ("clone", "clone_source", "malignant", "cnv_score", "cnv_clone")
 REQUIRED_OBSM = ("X_pca", "X_umap")
+
+
+def attach_clones(adata: AnnData, clones: pd.DataFrame) -> None:
+    """Copy the per-cell clone calls of every patient into ``obs``; every cell must have one."""
+    missing = adata.obs_names.difference(clones.index)
+    extra = clones.index.difference(adata.obs_names)
+    if len(missing) or len(extra):
+        raise AssertionError(
+            f"clone calls cover {len(clones)} cells; {len(missing)} cells of the object have none "
+            f"(e.g. {list(missing[:3])}) and {len(extra)} calls name unknown cells"
+        )
+    calls = clones.loc[adata.obs_names]
+    for column in CLONE_COLUMNS:
+        values = calls[column]
+        if column == "malignant":
+            adata.obs[column] = values.astype(bool).to_numpy()
+        elif column == "cnv_score":
+            adata.obs[column] = values.astype(float).to_numpy()
+        else:
+            adata.obs[column] = pd.Categorical(values.fillna("").astype(str).to_numpy())
 
 
 def check_final(adata: AnnData, ledger: pd.DataFrame) -> None:

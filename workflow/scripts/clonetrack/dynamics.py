@@ -16,7 +16,9 @@ from scipy import stats
 from clonetrack.errors import InputError
 
 UNASSIGNED = "unassigned"
-RESISTANT = ("expanding", "persistent")
+# A clone keeping its share of a shrinking leukaemia was depleted like the rest: only a clone
+# gaining share under treatment is resistant by default (configurable).
+RESISTANT = ("expanding",)
 SENSITIVE = ("contracting", "eliminated")
 
 
@@ -342,6 +344,8 @@ def classify_clones(
     min_fold: float = 2.0,
     absent_upper: float = 0.05,
     confidence: float = 0.95,
+    resistant_classes: tuple[str, ...] = RESISTANT,
+    sensitive_classes: tuple[str, ...] = SENSITIVE,
 ) -> pd.DataFrame:
     """Classify each clone by its change from the patient's first to last timepoint.
 
@@ -372,7 +376,8 @@ def classify_clones(
     Returns
     -------
     One row per patient x clone: ``patient_id``, ``clone``, ``class``, ``resistant``
-    (expanding or persistent), ``sensitive`` (contracting or eliminated),
+    (class in ``resistant_classes``, by default expanding only: a persistent clone holds its
+    share of a leukaemia that shrank as a whole), ``sensitive`` (in ``sensitive_classes``),
     ``detected_at_first``, ``first_timepoint``, ``first_n_cells``, ``first_n_malignant``,
     ``first_frequency``, ``first_ci_low``, ``first_ci_high``, the same for ``last_``, ``p``,
     ``p_adj``, ``log2_or`` with ``log2_or_ci_low``/``_high``, and an ``evidence`` sentence.
@@ -440,8 +445,8 @@ def classify_clones(
                 "patient_id": patient,
                 "clone": clone,
                 "class": cls,
-                "resistant": cls in RESISTANT,
-                "sensitive": cls in SENSITIVE,
+                "resistant": cls in resistant_classes,
+                "sensitive": cls in sensitive_classes,
                 "detected_at_first": k1 > 0,
                 "first_timepoint": t1,
                 "first_n_cells": k1,

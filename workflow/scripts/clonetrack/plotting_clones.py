@@ -138,3 +138,30 @@ def plot_cohort_overview(freqs: pd.DataFrame, classes: pd.DataFrame) -> Figure:
     ax.set_title("clone frequency by timepoint (dot area) and class (colour)")
     fig.tight_layout()
     return fig
+
+
+def plot_signature_scores(scores: pd.DataFrame, *, signatures: list[str]) -> Figure:
+    """One panel per signature: each clone's score by status, lines joining a patient's clones."""
+    names = [s for s in signatures if s in scores]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 3.6),
+                             squeeze=False)
+    if scores.empty or not names:
+        axes[0, 0].text(0.5, 0.5, "No clone classed resistant or sensitive.", ha="center")
+        axes[0, 0].axis("off")
+        return fig
+    positions = {"sensitive": 0, "resistant": 1}
+    colours = {"sensitive": CLASS_COLOURS["contracting"], "resistant": CLASS_COLOURS["expanding"]}
+    for ax, name in zip(axes[0], names, strict=False):
+        for patient, group in scores.groupby("patient_id"):
+            means = group.groupby("status")[name].mean()
+            if {"sensitive", "resistant"} <= set(means.dropna().index):
+                ax.plot([0, 1], [means["sensitive"], means["resistant"]], color="#bbbbbb", lw=0.8)
+            for _, row in group.iterrows():
+                ax.scatter(positions[row["status"]], row[name], color=colours[row["status"]],
+                           s=12 + 40 * np.sqrt(row["n_cells"] / scores["n_cells"].max()))
+        ax.set_xticks([0, 1], ["sensitive", "resistant"])
+        ax.set_xlim(-0.5, 1.5)
+        ax.set_title(name)
+    axes[0, 0].set_ylabel("score (pseudobulk log2 CPM)")
+    fig.tight_layout()
+    return fig

@@ -33,7 +33,7 @@ class QCParams:
     hb_pattern: str = r"^HB(?!EGF|S1L|P1)[ABDEGMQZ]\d?$"
     nmads_counts: float = 5.0
     nmads_genes: float = 5.0
-    nmads_mito: float = 3.0
+    nmads_mito: float = 4.0
     min_counts: float | None = 200
     min_genes: float | None = 100
     max_pct_mito: float | None = 25.0

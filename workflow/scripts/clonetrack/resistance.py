@@ -1,0 +1,178 @@
+"""What resistant clones express: pseudobulk DE of resistant vs sensitive clones and signatures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import stats
+
+from .de import deseq_contrast, pseudobulk
+
+def clone_status(classes: pd.DataFrame) -> pd.DataFrame:
+    """Resistant or sensitive per clone, from the ``resistant``/``sensitive`` flags of
+    :func:`clonetrack.dynamics.classify_clones`; clones with neither are not contrasted."""
+    table = classes[["patient_id", "clone", "class"]].copy()
+    resistant = classes["resistant"].astype(str).str.lower() == "true"
+    sensitive = classes["sensitive"].astype(str).str.lower() == "true"
+    table["status"] = np.select([resistant, sensitive], ["resistant", "sensitive"], default="")
+    return table[table["status"] != ""].reset_index(drop=True)
+
+
+def _malignant_with_status(adata: AnnData, classes: pd.DataFrame) -> AnnData:
+    status = clone_status(classes)
+    key = adata.obs["patient_id"].astype(str) + "|" + adata.obs["clone"].astype(str)
+    lookup = dict(zip(status["patient_id"].astype(str) + "|" + status["clone"].astype(str),
+                      status["status"], strict=True))
+    mapped = key.map(lookup)
+    keep = (adata.obs["malignant"].astype(bool) & mapped.notna()).to_numpy()
+    cells = adata[keep].copy()
+    cells.obs["status"] = mapped[keep].to_numpy()
+    return cells
+
+
+def resistance_de(
+    adata: AnnData,
+    classes: pd.DataFrame,
+    *,
+    min_cells: int = 10,
+    by_cell_type: bool = True,
+    min_patients: int = 2,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, dict]:
+    """Pseudobulk DE of resistant versus sensitive clones, within patients.
+
+    Malignant cells are summed per patient x clone x timepoint (x cell type when
+    ``by_cell_type``); pseudobulks with fewer than ``min_cells`` cells are dropped. The design is
+    ``~ patient_id + timepoint (+ cell_type) + status``: each patient is its own control,
+    timepoint absorbs treatment effects shared by all clones, and cell type keeps differentiation
+    state from masquerading as resistance. A term with one level left is dropped.
+
+    Returns the results table (gene, log2fc resistant/sensitive with 95% CI, p, p_adj) and a
+    summary dict saying what was fitted, or why not.
+    """
+    cells = _malignant_with_status(adata, classes)
+    groupby = ["patient_id", "clone", "timepoint", "status"]
+    if by_cell_type:
+        groupby.append("cell_type")
+    summary = {"n_cells": int(cells.n_obs), "design": None, "status": "skipped"}
+    if cells.n_obs == 0:
+        summary["reason"] = "no malignant cells in clones classed resistant or sensitive"
+        return pd.DataFrame(), summary
+    counts, meta = pseudobulk(cells, groupby=groupby)
+    keep = meta["n_cells"] >= min_cells
+    meta, counts = meta[keep], counts[keep]
+    both = meta.groupby("patient_id")["status"].nunique()
+    patients = sorted(both.index[both == 2])
+    summary.update(
+        n_pseudobulks=int(len(meta)),
+        n_patients_with_both=len(patients),
+        patients=patients,
+    )
+    if len(patients) < min_patients:
+        summary["reason"] = (
+            f"{len(patients)} patient(s) have both resistant and sensitive clones with >= "
+            f"{min_cells} cells in a pseudobulk; need {min_patients}"
+        )
+        return pd.DataFrame(), summary
+    used = meta[meta["patient_id"].isin(patients)]
+    terms = [t for t in ("patient_id", "timepoint", "cell_type") if t in used and used[t].nunique() > 1]
+    design = "~ " + " + ".join([*terms, "status"])
+    table = deseq_contrast(
+        counts.loc[used.index],
+        used[[*terms, "status"]],
+        design=design,
+        factor="status",
+        level="resistant",
+        reference="sensitive",
+        random_state=random_state,
+    )
+    summary.update(design=design, status="tested", n_pseudobulks_used=int(len(used)),
+                   n_significant_5pct_fdr=int((table["p_adj"] < 0.05).sum()))
+    return table, summary
+
+
+def _log_cpm(counts: pd.DataFrame) -> pd.DataFrame:
+    library = counts.sum(axis=1).replace(0, np.nan)
+    return np.log2(counts.div(library, axis=0) * 1e6 + 1)
+
+
+def signature_scores(
+    adata: AnnData,
+    classes: pd.DataFrame,
+    signatures: dict[str, pd.Series],
+    *,
+    stem_types: tuple[str, ...] = ("HSC", "Prog", "GMP"),
+    stem_signatures: tuple[str, ...] = ("bcl2_family",),
+    min_cells: int = 10,
+) -> pd.DataFrame:
+    """Signature scores per patient x clone on pseudobulks of malignant cells.
+
+    Each score is the weighted sum of log2(CPM + 1) over the signature's genes present in the
+    data, divided by the number of genes for unit-weight signatures (a mean). LSC17 uses the
+    published weights as a sum (Ng et al. 2016). Signatures in ``stem_signatures`` are scored on
+    the clone's stem/progenitor-like cells only (``stem_types``), where venetoclax acts.
+    Pseudobulks with fewer than ``min_cells`` cells get NaN. Individual genes of
+    ``stem_signatures`` are reported too.
+    """
+    cells = _malignant_with_status(adata, classes)
+    rows = []
+    if cells.n_obs == 0:
+        return pd.DataFrame(columns=["patient_id", "clone", "status", "n_cells"])
+    counts, meta = pseudobulk(cells, groupby=["patient_id", "clone", "status"])
+    stem = cells[cells.obs["cell_type"].astype(str).isin(stem_types).to_numpy()]
+    stem_counts, stem_meta = (
+        pseudobulk(stem, groupby=["patient_id", "clone", "status"]) if stem.n_obs else (None, None)
+    )
+    expr = _log_cpm(counts)
+    stem_expr = _log_cpm(stem_counts) if stem_counts is not None else None
+    for pb, row in meta.iterrows():
+        out = {"patient_id": row["patient_id"], "clone": row["clone"], "status": row["status"],
+               "n_cells": int(row["n_cells"])}
+        for name, weights in signatures.items():
+            is_stem = name in stem_signatures
+            source, source_meta = (stem_expr, stem_meta) if is_stem else (expr, meta)
+            n = int(source_meta.loc[pb, "n_cells"]) if source_meta is not None and pb in source_meta.index else 0
+            genes = [g for g in weights.index if g in expr.columns]
+            if n < min_cells or not genes:
+                out[name] = np.nan
+            else:
+                values = source.loc[pb, genes].to_numpy() @ weights[genes].to_numpy()
+                unit = np.allclose(weights[genes].to_numpy(), 1.0)
+                out[name] = float(values / len(genes)) if unit else float(values)
+            if is_stem:
+                out[f"{name}_n_cells"] = n
+                for gene in genes:
+                    out[f"{name}:{gene}"] = float(source.loc[pb, gene]) if n >= min_cells else np.nan
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def compare_signatures(scores: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Resistant minus sensitive signature score, per patient, then across patients.
+
+    Within a patient, clones of a status are averaged; the cohort estimate is the mean of the
+    per-patient differences with a t interval (the patient is the replicate) and a one-sample
+    t-test p value. With one patient the interval is undefined (NaN).
+    """
+    value_columns = [c for c in scores.columns
+                     if c not in {"patient_id", "clone", "status", "n_cells"} and not c.endswith("_n_cells")]
+    rows = []
+    for column in value_columns:
+        per_patient = scores.pivot_table(index="patient_id", columns="status", values=column,
+                                         aggfunc="mean")
+        if not {"resistant", "sensitive"} <= set(per_patient.columns):
+            continue
+        diff = (per_patient["resistant"] - per_patient["sensitive"]).dropna()
+        n = len(diff)
+        mean = float(diff.mean()) if n else np.nan
+        if n > 1:
+            se = float(diff.std(ddof=1) / np.sqrt(n))
+            half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
+            p = float(stats.ttest_1samp(diff, 0.0).pvalue) if se > 0 else np.nan
+        else:
+            half, p = np.nan, np.nan
+        rows.append({"signature": column, "n_patients": n, "mean_difference": mean,
+                     "ci_low": mean - half, "ci_high": mean + half, "p": p,
+                     "per_patient": "; ".join(f"{k}: {v:.3g}" for k, v in diff.items())})
+    return pd.DataFrame(rows)

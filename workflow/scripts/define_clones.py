@@ -1,0 +1,40 @@
+from clonetrack import runtime
+
+log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
+
+import anndata as ad  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from clonetrack import cnv, io, patient_clones  # noqa: E402
+
+cfg = snakemake.params.clones
+patient = snakemake.wildcards.patient
+backed = ad.read_h5ad(snakemake.input.adata, backed="r")
+adata = backed[(backed.obs["patient_id"] == patient).to_numpy()].to_memory()
+sources = snakemake.params.sources
+tables = {s: io.read_clone_table(p["clones"], sample_id=s) for s, p in sources.items() if p["clones"]}
+lineage = {s: io.read_counts(p["lineage_barcodes"], sample_id=s, feature_type=None) for s, p in sources.items() if p["lineage_barcodes"] and not p["clones"]}
+cnv_cfg = dict(cfg["cnv"])
+positions = cnv.load_gene_positions(cnv_cfg.pop("gene_positions")) if cfg["infer_cnv"] else None
+reference_samples = tuple(cnv_cfg.pop("reference_samples"))
+cnv_cfg["reference_categories"] = tuple(cnv_cfg.pop("reference_cell_types"))
+cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
+    adata, patient_id=patient, clone_tables=tables, lineage_counts=lineage, lineage_params=cfg["lineage"],
+    min_confidence=cfg["min_confidence"], cnv_positions=positions, cnv_params={**cnv_cfg, "random_state": snakemake.params.seed},
+    cnv_reference_samples=reference_samples,
+)
+log.info("patient %s clone sources:\n%s", patient, report.to_string())
+if cnv_adata is not None and cnv_adata.obs["malignant"].any():
+    segments = cnv.cnv_segments(cnv_adata)
+    fig = cnv.plot_cnv_heatmap(cnv_adata)
+else:
+    segments = pd.DataFrame(columns=["clone", "chromosome", "first_gene", "last_gene", "start", "end", "n_windows", "mean_log_ratio", "call"])
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.text(0.5, 0.5, f"{patient}: no copy-number clones.\n" + "; ".join(sorted(set(report["source"] + ": " + report["note"].fillna("")))), ha="center", va="center", wrap=True)
+    ax.axis("off")
+fig.savefig(snakemake.output.heatmap, dpi=110, bbox_inches="tight")
+io.write_table_atomic(segments, snakemake.output.segments, index=False)
+io.write_table_atomic(unmatched, snakemake.output.unmatched, index=False)
+io.write_table_atomic(report, snakemake.output.report, index=False)
+io.write_table_atomic(cells.rename_axis("cell").reset_index(), snakemake.output.cells, index=False)
