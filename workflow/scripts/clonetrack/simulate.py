@@ -344,6 +344,10 @@ def simulate_cohort(
     # Random programme and planted genes come from moderately expressed background genes, so
     # planted effects are measurable.
     background = [g for g in symbols if g not in special and base[gidx[g]] > np.exp(-0.5)]
+    # Planted DE and resistance genes come from the well-expressed quarter of the background, as
+    # genes a pseudobulk test can see: DE planted in barely detected genes has no power.
+    expressed_cut = np.quantile([base[gidx[g]] for g in background], 0.75)
+    expressed = [g for g in background if base[gidx[g]] >= expressed_cut]
 
     programme_rows = []
     prog = {t: np.ones(n_genes) for t in types}
@@ -455,15 +459,15 @@ def simulate_cohort(
     # Planted resistance genes (expanding clone vs other clones).
     res_genes = [g for g in RESISTANCE_FIXED if g in gidx]
     res_genes += _pick(
-        rng, background, n_resistance_genes - len(res_genes), exclude=set(leuk_random) | in_segment
+        rng, expressed, n_resistance_genes - len(res_genes), exclude=set(leuk_random) | in_segment
     )
     resistance = pd.DataFrame({"gene": res_genes, "log2fc": np.log2(resistance_fold_change)})
 
     # Planted timepoint DE in Mono (on_treatment vs diagnosis).
     used = set(res_genes) | set(leuk_random)
     de_up = [g for g in INTERFERON if g in gidx]
-    de_up += _pick(rng, background, n_de_up - len(de_up), exclude=used)
-    de_down = _pick(rng, background, n_de_down, exclude=used | set(de_up))
+    de_up += _pick(rng, expressed, n_de_up - len(de_up), exclude=used)
+    de_down = _pick(rng, expressed, n_de_down, exclude=used | set(de_up))
     de_factor = np.ones(n_genes)
     de_factor[[gidx[g] for g in de_up]] = de_fold_change
     de_factor[[gidx[g] for g in de_down]] = 1.0 / de_fold_change
