@@ -48,28 +48,23 @@ def pseudobulk(
     return counts, meta
 
 
-def deseq_contrast(
-    counts: pd.DataFrame,
-    meta: pd.DataFrame,
-    *,
-    design: str,
-    factor: str,
-    level: str,
-    reference: str,
-    min_total_counts: int = 10,
-    random_state: int = 0,
-) -> pd.DataFrame:
-    """Fit pydeseq2 with ``design`` and test ``factor``: ``level`` vs ``reference``.
+def expressed_genes(counts: pd.DataFrame, groups: pd.Series, *, min_count: int = 10) -> pd.Index:
+    """Genes worth testing, after edgeR's filterByExpr: a CPM of at least ``min_count`` reads at
+    the median library size in at least as many pseudobulks as the smallest group holds, and at
+    least 1.5 x ``min_count`` reads in total. Untestable genes only cost time and FDR."""
+    library = counts.sum(axis=1)
+    cutoff = min_count / max(float(np.median(library)), 1.0) * 1e6
+    cpm = counts.div(library.replace(0, np.nan), axis=0) * 1e6
+    smallest = int(groups.value_counts().min())
+    keep = ((cpm >= cutoff).sum(axis=0) >= smallest) & (counts.sum(axis=0) >= 1.5 * min_count)
+    return counts.columns[keep.to_numpy()]
 
-    Genes with fewer than ``min_total_counts`` over all pseudobulks are not tested. The returned
-    table has log2 fold change with its 95% Wald interval, p and BH-adjusted p.
-    """
+
+def fit_deseq(counts: pd.DataFrame, meta: pd.DataFrame, *, design: str, random_state: int = 0):
+    """Fit pydeseq2's model ``design`` to pseudobulk counts (rows) with metadata ``meta``."""
     from pydeseq2.dds import DeseqDataSet
-    from pydeseq2.ds import DeseqStats
 
     np.random.seed(random_state)
-    keep = counts.sum(axis=0) >= min_total_counts
-    data = counts.loc[:, keep]
     metadata = meta.copy()
     for column in metadata.columns:
         if column != "n_cells":
@@ -80,14 +75,20 @@ def deseq_contrast(
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         dds = DeseqDataSet(
-            counts=data,
-            metadata=metadata,
-            design=design,
-            refit_cooks=True,
-            quiet=True,
-            n_cpus=1,
+            counts=counts, metadata=metadata, design=design, refit_cooks=True, quiet=True, n_cpus=1
         )
         dds.deseq2()
+    return dds
+
+
+def contrast_table(dds, *, factor: str, level: str, reference: str) -> pd.DataFrame:
+    """Wald test of ``factor``: ``level`` vs ``reference`` on a fitted model, as a tidy table with
+    log2 fold change, its 95% interval, p and BH-adjusted p."""
+    from pydeseq2.ds import DeseqStats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
         stats = DeseqStats(dds, contrast=[factor, level, reference], quiet=True, n_cpus=1)
         stats.summary()
     table = stats.results_df.copy()
@@ -106,6 +107,22 @@ def deseq_contrast(
     return table.reset_index()
 
 
+def deseq_contrast(
+    counts: pd.DataFrame,
+    meta: pd.DataFrame,
+    *,
+    design: str,
+    factor: str,
+    level: str,
+    reference: str,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Fit ``design`` on the expressed genes and test ``factor``: ``level`` vs ``reference``."""
+    genes = expressed_genes(counts, meta[factor])
+    dds = fit_deseq(counts[genes], meta, design=design, random_state=random_state)
+    return contrast_table(dds, factor=factor, level=level, reference=reference)
+
+
 def timepoint_de(
     adata: AnnData,
     *,
@@ -119,8 +136,9 @@ def timepoint_de(
     """Compare each timepoint with ``reference`` within patients, per cell type.
 
     Pseudobulks are patient x timepoint x cell type sums of raw counts; those with fewer than
-    ``min_cells`` cells are dropped. A contrast is fitted (``~ patient_id + timepoint``) when at
-    least ``min_patients`` patients have both timepoints, so each patient is its own control.
+    ``min_cells`` cells are dropped. A contrast is tested when at least ``min_patients`` patients
+    have both timepoints; one model ``~ patient_id + timepoint`` per cell type, so each patient is
+    its own control. Genes are filtered as in edgeR's filterByExpr before fitting.
 
     Returns
     -------
@@ -134,43 +152,54 @@ def timepoint_de(
     timepoints = sorted(set(meta["timepoint"]) - {reference})
     for cell_type in sorted(set(meta[cell_type_key]) - set(skip_types)):
         in_type = meta[meta[cell_type_key] == cell_type]
+        enough = in_type[in_type["n_cells"] >= min_cells]
+        rows, testable = {}, {}
         for level in timepoints:
             pair = in_type[in_type["timepoint"].isin([reference, level])]
-            enough = pair[pair["n_cells"] >= min_cells]
-            both = enough.groupby("patient_id")["timepoint"].nunique()
-            patients = sorted(both.index[both == 2])
-            used = enough[enough["patient_id"].isin(patients)]
-            row = {
+            both = enough[enough["timepoint"].isin([reference, level])]
+            per_patient = both.groupby("patient_id")["timepoint"].nunique()
+            patients = sorted(per_patient.index[per_patient == 2])
+            rows[level] = {
                 "cell_type": cell_type,
                 "contrast": f"{level}_vs_{reference}",
                 "n_pseudobulks_available": len(pair),
                 "n_pseudobulks_below_min_cells": int((pair["n_cells"] < min_cells).sum()),
                 "n_patients": len(patients),
-                "n_cells": int(used["n_cells"].sum()),
+                "n_cells": int(both[both["patient_id"].isin(patients)]["n_cells"].sum()),
             }
-            if len(patients) < min_patients:
-                row["status"] = (
+            if len(patients) >= min_patients:
+                testable[level] = patients
+            else:
+                rows[level]["status"] = (
                     f"skipped: {len(patients)} patient(s) with >= {min_cells} cells at both "
                     f"{reference} and {level}; need {min_patients}"
                 )
-                summary.append(row)
-                continue
-            table = deseq_contrast(
-                counts.loc[used.index],
+        if testable:
+            # One fit per cell type over every testable timepoint: patients contribute all their
+            # pseudobulks, and each contrast is a Wald test on the shared model.
+            patients = sorted(set().union(*testable.values()))
+            used = enough[
+                enough["patient_id"].isin(patients)
+                & enough["timepoint"].isin([reference, *testable])
+            ]
+            genes = expressed_genes(counts.loc[used.index], used["timepoint"])
+            dds = fit_deseq(
+                counts.loc[used.index, genes],
                 used[["patient_id", "timepoint"]],
                 design="~ patient_id + timepoint",
-                factor="timepoint",
-                level=level,
-                reference=reference,
                 random_state=random_state,
             )
-            table.insert(0, "contrast", row["contrast"])
-            table.insert(0, "cell_type", cell_type)
-            results.append(table)
-            row["status"] = "tested"
-            row["n_genes_tested"] = int(table["p"].notna().sum())
-            row["n_significant_5pct_fdr"] = int((table["p_adj"] < 0.05).sum())
-            summary.append(row)
+            for level in testable:
+                table = contrast_table(dds, factor="timepoint", level=level, reference=reference)
+                table.insert(0, "contrast", rows[level]["contrast"])
+                table.insert(0, "cell_type", cell_type)
+                results.append(table)
+                rows[level].update(
+                    status="tested",
+                    n_genes_tested=int(table["p"].notna().sum()),
+                    n_significant_5pct_fdr=int((table["p_adj"] < 0.05).sum()),
+                )
+        summary.extend(rows.values())
     columns = [
         "cell_type",
         "contrast",
