@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
+from scipy.stats import binom
 
 from clonetrack.errors import InputError
 
@@ -161,14 +162,134 @@ def _merge_similar(profiles: pd.DataFrame, labels: np.ndarray, min_distance: flo
         labels[labels == drop] = keep
 
 
+def _auto_window(n_genes: int) -> int:
+    """Window of about 2% of the positioned genes (odd, 21-101 genes).
+
+    With a whole transcriptome (10,000+ expressed genes) this is infercnvpy's usual ~100 genes;
+    with small gene panels a fixed 100-gene window would span a large part of the genome.
+    """
+    w = int(round(0.02 * n_genes))
+    w += 1 - w % 2
+    return int(min(101, max(21, w)))
+
+
+def _effect(x: np.ndarray, ref_mean: np.ndarray, ref_sd: np.ndarray) -> float:
+    """Mean squared standardised shift of a group's mean profile from the reference, less noise.
+
+    ``mean_w ((mean_group - mean_ref) / sd_ref)^2 - 1/n``: about 0 for a random group of
+    reference-like cells, and large when the group shares copy-number changes.
+    """
+    n = x.shape[0]
+    return float(np.mean(((x.mean(axis=0) - ref_mean) / ref_sd) ** 2) - 1.0 / n)
+
+
+def _call_malignant(
+    x: np.ndarray,
+    clusters: np.ndarray,
+    is_ref: np.ndarray,
+    *,
+    reference_quantile: float,
+    min_cluster_cells: int,
+    null_draws: int,
+    null_quantile: float,
+    depletion_alpha: float,
+    n_iterations: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict]:
+    """Malignant calls: averaged-profile test per CNV cluster, then a per-cell consensus score.
+
+    1. For every CNV cluster, the effect (:func:`_effect`) of its non-reference cells is compared
+       with a null: (a) the largest effect among the reference cells of each CNV cluster with at
+       least ``min_cluster_cells`` of them (groups that clustering made look alike) and (b) the
+       ``null_quantile`` quantile of ``null_draws`` random groups of reference cells of the
+       cluster's size. Clusters above both and with a lower share of reference cells than the
+       sample are candidates; they are seeds when, pooled, they hold significantly fewer
+       reference cells than that share (one-sided binomial, level ``depletion_alpha``).
+    2. Consensus profile = mean of the called cells minus the reference mean; each cell is scored
+       by the projection of its profile on it, and called malignant when the score exceeds the
+       ``reference_quantile`` quantile of the reference cells' scores. Repeated
+       ``n_iterations`` times, starting from the seed clusters.
+    """
+    ref_x = x[is_ref]
+    ref_mean = ref_x.mean(axis=0)
+    # Windows that the dynamic threshold zeroes in nearly every reference cell have almost no
+    # spread; a floor at the median spread keeps them from dominating the effect.
+    ref_sd = ref_x.std(axis=0)
+    ref_sd = np.maximum(ref_sd, max(float(np.median(ref_sd)), 1e-6))
+    ref_effects = [
+        _effect(x[(clusters == c) & is_ref], ref_mean, ref_sd)
+        for c in np.unique(clusters)
+        if ((clusters == c) & is_ref).sum() >= min_cluster_cells
+    ]
+    ref_null = max(ref_effects) if ref_effects else -np.inf
+    rows = []
+    for c in np.unique(clusters):
+        idx = (clusters == c) & ~is_ref
+        n = int(idx.sum())
+        eff = _effect(x[idx], ref_mean, ref_sd) if n >= min_cluster_cells else np.nan
+        if n >= min_cluster_cells:
+            draws = [
+                _effect(ref_x[rng.choice(len(ref_x), n, replace=n > len(ref_x))], ref_mean, ref_sd)
+                for _ in range(null_draws)
+            ]
+            rand_null = float(np.quantile(draws, null_quantile))
+        else:
+            rand_null = np.nan
+        rows.append(
+            {
+                "cluster": c,
+                "n_cells": int((clusters == c).sum()),
+                "n_query": n,
+                "frac_reference": float(is_ref[clusters == c].mean()),
+                "effect": eff,
+                "null_random": rand_null,
+            }
+        )
+    table = pd.DataFrame(rows).set_index("cluster")
+    # Copy-number clones hold (almost) no reference cells, whereas clusters formed by noise or by
+    # expression shared with lymphocytes hold them at about the sample-wide rate.
+    share = float(is_ref.mean())
+    candidate = (
+        (table["effect"] > table["null_random"])
+        & (table["effect"] > ref_null)
+        & (table["frac_reference"] < share)
+    )
+    # Tested on the candidates pooled: with few reference cells a single cluster has no power.
+    n_cand = int(table.loc[candidate, "n_cells"].sum())
+    n_cand_ref = n_cand - int(table.loc[candidate, "n_query"].sum())
+    p_depletion = float(binom.cdf(n_cand_ref, n_cand, share)) if n_cand else 1.0
+    table["seed"] = candidate & (p_depletion < depletion_alpha)
+    seed = np.isin(clusters, table.index[table["seed"]]) & ~is_ref
+    call = seed.copy()
+    score = np.zeros(x.shape[0])
+    threshold = np.nan
+    for _ in range(n_iterations if seed.any() else 0):
+        direction = x[call].mean(axis=0) - ref_mean
+        norm = float(np.linalg.norm(direction))
+        if norm == 0:
+            break
+        score = (x - ref_mean) @ direction / norm
+        threshold = float(np.quantile(score[is_ref], reference_quantile))
+        call = (score > threshold) & ~is_ref
+        if not call.any():
+            break
+    table["frac_malignant"] = pd.Series(call).groupby(clusters).mean()
+    info = {
+        "reference_cluster_null": float(ref_null),
+        "p_reference_depletion": p_depletion,
+        "consensus_threshold": threshold,
+    }
+    return call, score, table, info
+
+
 def infer_cnv(
     adata: ad.AnnData,
     *,
     reference_key: str = "cell_type",
     reference_categories: Sequence[str] = ("T", "CTL", "NK", "B", "Plasma"),
     layer: str | None = None,
-    window_size: int = 100,
-    step: int = 10,
+    window_size: int | None = None,
+    step: int | None = None,
     exclude_chromosomes: Sequence[str] = ("chrY",),
     dynamic_threshold: float = 1.5,
     n_pcs: int = 20,
@@ -176,6 +297,11 @@ def infer_cnv(
     resolution: float = 1.0,
     reference_quantile: float = 0.9,
     min_reference_cells: int = 20,
+    min_cluster_cells: int = 10,
+    null_draws: int = 200,
+    null_quantile: float = 0.99,
+    depletion_alpha: float = 0.01,
+    n_iterations: int = 2,
     subclone_resolution: float = 0.5,
     subclone_min_distance: float = 0.02,
     min_subclone_size: int = 10,
@@ -186,11 +312,17 @@ def infer_cnv(
 
     Runs :func:`infercnvpy.tl.infercnv` (log fold change to the mean of each reference category,
     smoothed over ``window_size`` genes ordered by position), then PCA, neighbours and Leiden on
-    the CNV profiles, and :func:`infercnvpy.tl.cnv_score`. A CNV cluster is called malignant when
-    its mean score exceeds the ``reference_quantile`` quantile of the per-cell scores of the
-    reference cells (a threshold calibrated on cells assumed normal). Malignant cells are then
-    re-clustered on their CNV PCA and clusters whose mean profiles differ by less than
-    ``subclone_min_distance`` are merged into subclones ``cnv1``, ``cnv2``, ... (largest first).
+    the CNV profiles, and :func:`infercnvpy.tl.cnv_score`. Malignant calls average first and take
+    the amplitude afterwards (see ``_call_malignant``): a CNV cluster is a seed when the mean
+    profile of its non-reference cells departs from the reference (mean squared standardised
+    shift) more than groups of reference cells do (random groups of the same size, and the
+    reference cells of each cluster) and it holds fewer reference cells than the sample does
+    (significantly so, pooled over such clusters). Each cell is then scored
+    by projecting its profile on the consensus profile of the called cells and is malignant when
+    the score exceeds the ``reference_quantile`` quantile of the reference cells' scores (twice,
+    starting from the seed clusters). Malignant cells are re-clustered on their unit-scaled CNV
+    profiles and clusters whose mean profiles differ by less than ``subclone_min_distance`` are
+    merged into subclones ``cnv1``, ``cnv2``, ... (largest first).
 
     Analyse one patient (all timepoints) at a time, so clones match across time.
 
@@ -206,16 +338,29 @@ def infer_cnv(
     layer
         Layer with log-normalised expression; ``None`` uses ``X``.
     window_size, step, dynamic_threshold
-        Passed to :func:`infercnvpy.tl.infercnv`.
+        Passed to :func:`infercnvpy.tl.infercnv`. ``window_size=None`` uses about 2% of the
+        positioned, expressed genes (odd, 21-101: 101 for a transcriptome, 49 for the 2,500-gene
+        toy); ``step=None`` uses a tenth of the window.
     exclude_chromosomes
         Chromosomes left out. Within a patient, reference and tumour share the sex, so ``chrX`` is
         kept (X loss is recurrent in some AML).
     n_pcs, n_neighbors, resolution
         CNV PCA components, neighbours and Leiden resolution for the CNV clusters.
     reference_quantile
-        Quantile of reference-cell scores a cluster's mean score must exceed to be malignant.
+        Quantile of the reference cells' consensus scores a cell must exceed to be malignant (the
+        share of reference-like cells expected above it is ``1 - reference_quantile``).
     min_reference_cells
         Fewer reference cells than this raise :class:`~clonetrack.errors.InputError`.
+    min_cluster_cells
+        Clusters with fewer non-reference cells are not tested as seeds (nor used in the null).
+    null_draws, null_quantile
+        Random groups of reference cells per cluster, and the quantile of their effects a seed
+        cluster must exceed.
+    depletion_alpha
+        Level of the one-sided binomial test that the candidate clusters, pooled, hold fewer
+        reference cells than the sample-wide share.
+    n_iterations
+        Rounds of consensus scoring.
     subclone_resolution
         Leiden resolution for subclones among malignant cells.
     subclone_min_distance
@@ -230,9 +375,10 @@ def infer_cnv(
     Returns
     -------
     Nothing; sets ``obsm["X_cnv"]``, ``obsm["X_cnv_pca"]``, ``uns["cnv"]``, ``obs["cnv_leiden"]``,
-    ``obs["cnv_score"]`` (cluster mean), ``obs["cnv_score_cell"]``, ``obs["malignant"]`` (bool),
-    ``obs["cnv_clone"]`` (``cnvK`` or ``"normal"``) and ``uns["clonetrack"]["cnv"]``, which holds
-    the parameters, the threshold, per-cluster scores and ``detectable``.
+    ``obs["cnv_score"]`` (cluster mean), ``obs["cnv_score_cell"]`` (mean |CNV| of the cell),
+    ``obs["cnv_consensus_score"]``, ``obs["malignant"]`` (bool), ``obs["cnv_clone"]`` (``cnvK`` or
+    ``"normal"``) and ``uns["clonetrack"]["cnv"]``, which holds the parameters (window and step
+    as used), the thresholds, the per-cluster table and ``detectable``.
     """
     import infercnvpy as cnv
 
@@ -264,6 +410,10 @@ def infer_cnv(
     # category means as unchanged, absorbing cell-type differences among lymphocytes.
     work.obs["ref_type"] = adata.obs[reference_key].astype(str).to_numpy()
     ref_present = [c for c in ref_cats if (work.obs["ref_type"] == c).sum() > 0]
+    if window_size is None:
+        window_size = _auto_window(int(keep.sum()))
+    if step is None:
+        step = max(1, window_size // 10)
     cnv.tl.infercnv(
         work,
         reference_key="ref_type",
@@ -284,15 +434,17 @@ def infer_cnv(
     cnv.tl.cnv_score(work)
 
     cell_score = _cell_scores(work.obsm["X_cnv"])
-    threshold = float(np.quantile(cell_score[is_ref], reference_quantile))
     clusters = work.obs["cnv_leiden"].astype(str).to_numpy()
-    table = (
-        pd.DataFrame({"cluster": clusters, "score": cell_score, "ref": is_ref})
-        .groupby("cluster")
-        .agg(n_cells=("score", "size"), mean_score=("score", "mean"), frac_reference=("ref", "mean"))
+    x_cnv = work.obsm["X_cnv"]
+    x_cnv = x_cnv.toarray() if sp.issparse(x_cnv) else np.asarray(x_cnv)
+    malignant, consensus, table, call_info = _call_malignant(
+        x_cnv, clusters, is_ref,
+        reference_quantile=reference_quantile, min_cluster_cells=min_cluster_cells,
+        null_draws=null_draws, null_quantile=null_quantile, depletion_alpha=depletion_alpha,
+        n_iterations=n_iterations,
+        rng=np.random.default_rng(random_state),
     )
-    table["malignant"] = table["mean_score"] > threshold
-    malignant = pd.Series(clusters).map(table["malignant"]).to_numpy(dtype=bool) & ~is_ref
+    table["mean_score"] = pd.Series(cell_score).groupby(clusters).mean()
     detectable = bool(malignant.any())
 
     clone = np.full(adata.n_obs, "normal", dtype=object)
@@ -310,6 +462,7 @@ def infer_cnv(
     adata.obs["cnv_leiden"] = pd.Categorical(clusters)
     adata.obs["cnv_score"] = work.obs["cnv_score"].to_numpy()
     adata.obs["cnv_score_cell"] = cell_score
+    adata.obs["cnv_consensus_score"] = consensus
     adata.obs["malignant"] = malignant
     names = sorted(set(clone) - {"normal"}, key=lambda c: int(c[3:])) + ["normal"]
     adata.obs["cnv_clone"] = pd.Categorical(clone, categories=names)
@@ -329,7 +482,14 @@ def infer_cnv(
             "n_neighbors": n_neighbors,
             "resolution": resolution,
             "reference_quantile": reference_quantile,
-            "score_threshold": threshold,
+            "min_cluster_cells": min_cluster_cells,
+            "null_draws": null_draws,
+            "null_quantile": null_quantile,
+            "depletion_alpha": depletion_alpha,
+            "n_iterations": n_iterations,
+            "reference_cluster_null": call_info["reference_cluster_null"],
+            "p_reference_depletion": call_info["p_reference_depletion"],
+            "consensus_threshold": call_info["consensus_threshold"],
             "subclone_resolution": subclone_resolution,
             "subclone_min_distance": subclone_min_distance,
             "min_subclone_size": min_subclone_size,
@@ -337,7 +497,10 @@ def infer_cnv(
             "n_genes_used": int(keep.sum()),
             "detectable": detectable,
             "n_malignant": int(malignant.sum()),
-            "clusters": table.reset_index().to_dict(orient="list"),
+            "clusters": {
+                k: [v.item() if hasattr(v, "item") else v for v in vals]
+                for k, vals in table.reset_index().to_dict(orient="list").items()
+            },
         },
     )
 
@@ -351,14 +514,19 @@ def _subclones(
     n = mal.n_obs
     if n < max(2 * min_size, n_neighbors + 1):
         return np.full(n, "cnv1", dtype=object)
+    # Subclones differ in which windows are altered, not in how strongly a cell shows them (that
+    # follows its depth): cluster the shapes of the profiles (each cell scaled to unit norm).
+    raw = mal.obsm["X_cnv"]
+    raw = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
+    norms = np.linalg.norm(raw, axis=1, keepdims=True)
+    mal.obsm["X_cnv"] = raw / np.where(norms > 0, norms, 1.0)
     cnv.tl.pca(mal, n_comps=int(min(n_pcs, n - 1, mal.obsm["X_cnv"].shape[1] - 1)), random_state=random_state)
     cnv.pp.neighbors(mal, n_neighbors=n_neighbors, random_state=random_state)
     cnv.tl.leiden(
         mal, resolution=resolution, random_state=random_state, flavor="igraph", n_iterations=2,
         directed=False,
     )
-    x = mal.obsm["X_cnv"]
-    profiles = pd.DataFrame(x.toarray() if sp.issparse(x) else np.asarray(x))
+    profiles = pd.DataFrame(raw)
     labels = _merge_similar(profiles, mal.obs["cnv_leiden"].astype(str).to_numpy(), min_distance)
     # Tiny groups are too few to define a clone: fold each into its nearest remaining group.
     while True:

@@ -193,14 +193,21 @@ def _infer_patient_cnv(
     work = adata.copy()
     cnv.add_gene_positions(work, positions)
     reference_types = tuple(params.get("reference_categories", ()))
-    is_reference = work.obs["cell_type"].astype(str).isin(reference_types) | work.obs[
-        "sample_id"
-    ].astype(str).isin(reference_samples)
-    work.obs["cnv_reference"] = np.where(is_reference, "reference", "query")
+    cell_type = work.obs["cell_type"].astype(str)
+    # Each reference cell type stays its own category (infercnvpy absorbs differences between
+    # reference types); other cells of reference samples form one more category.
+    in_reference_sample = work.obs["sample_id"].astype(str).isin(reference_samples).to_numpy()
+    is_reference_type = cell_type.isin(reference_types).to_numpy()
+    work.obs["cnv_reference"] = np.where(
+        is_reference_type,
+        cell_type.to_numpy(),
+        np.where(in_reference_sample, "reference_sample", "query"),
+    )
+    categories = list(reference_types) + (["reference_sample"] if in_reference_sample.any() else [])
     options = {k: v for k, v in params.items() if k != "reference_categories"}
     try:
         cnv.infer_cnv(
-            work, reference_key="cnv_reference", reference_categories=("reference",), **options
+            work, reference_key="cnv_reference", reference_categories=tuple(categories), **options
         )
     except InputError as error:
         # Too few normal reference cells in this patient: no copy-number clones, said plainly.

@@ -269,7 +269,7 @@ def simulate_cohort(
     cnv_max_genes: int = 100,
     min_cells_per_clone: int = 15,
     min_mono_cells: int = 45,
-    given_clones_patients: tuple[str, ...] = ("P3",),
+    given_clones_patients: tuple[str, ...] = ("P2", "P3"),
     given_clones_coverage: float = 0.9,
 ) -> SimulatedCohort:
     """Simulate longitudinal AML marrow scRNA-seq counts with planted truth.
