@@ -107,3 +107,70 @@ def test_planted_timepoint_de_genes_found_at_5pct_fdr(toy_run):
 
 # measured 0.70 (21 of 30 planted genes) with the default config
 RECALL_DE = 0.55
+
+
+@pytest.fixture(scope="module")
+def clone_truth(toy_run):
+    return read_tsv(toy_run / TOY / "truth/clones.tsv", dtype=str, keep_default_na=False)
+
+
+def test_given_clones_classified_as_planted(toy_run, clone_truth):
+    classes = read_tsv(toy_run / "results/tables/clones/classes.tsv", dtype={"clone": str})
+    given = clone_truth[clone_truth["lineage_clone_id"] != ""]
+    assert set(given["patient_id"]) == {"P2", "P3"}
+    for _, planted in given.iterrows():
+        row = classes[(classes["patient_id"] == planted["patient_id"])
+                      & (classes["clone"] == planted["lineage_clone_id"])]
+        assert len(row) == 1, planted["clone"]
+        row = row.iloc[0]
+        if planted["trajectory"] == "expanding":
+            assert row["class"] == "expanding" and row["resistant"]
+            # it was there before treatment, and the table says so
+            assert row["detected_at_first"] and row["first_n_cells"] > 0
+        else:
+            assert not row["resistant"], (planted["clone"], row["class"])
+        if planted["trajectory"] == "contracting":
+            assert row["class"] in {"contracting", "eliminated"} and row["sensitive"]
+
+
+def test_unmatched_clone_table_rows_are_reported(toy_run):
+    for patient in ("P2", "P3"):
+        sources = read_tsv(toy_run / f"results/clones/patient~{patient}/sources.tsv")
+        unmatched = read_tsv(toy_run / f"results/clones/patient~{patient}/unmatched_rows.tsv")
+        assert (sources["source"] == "given").all()
+        # 3 planted unknown barcodes per sample, plus table rows of cells QC removed
+        assert (sources["n_table_rows_unmatched"] >= 3).all()
+        assert len(unmatched) == sources["n_table_rows_unmatched"].sum()
+
+
+def test_cnv_separates_planted_malignant_from_normal_cells(final, truth):
+    p1 = final.obs[final.obs["patient_id"] == "P1"]
+    assert (p1["clone_source"] == "cnv").all()
+    called = p1["malignant"].astype(bool)
+    planted = truth.loc[p1.index, "malignant"].astype(bool)
+    precision = (called & planted).sum() / called.sum()
+    recall = (called & planted).sum() / planted.sum()
+    assert precision >= CNV_PRECISION, precision
+    assert recall >= CNV_RECALL, recall
+
+
+def test_planted_resistance_genes_found_in_resistant_vs_sensitive_de(toy_run):
+    results = read_tsv(toy_run / "results/tables/clones/resistance_de.tsv")
+    planted = read_tsv(toy_run / TOY / "truth/resistance_genes.tsv")
+    hits = results[(results["p_adj"] < 0.05) & (results["log2fc"] > 0)]
+    recall = hits["gene"].isin(planted["gene"]).sum() / len(planted)
+    assert recall >= RESISTANCE_RECALL, recall
+    top = results.nsmallest(len(planted), "p")
+    assert top["gene"].isin(planted["gene"]).mean() >= 0.5
+
+
+def test_report_has_every_section(toy_run):
+    html = (toy_run / "results/report.html").read_text()
+    for category in ("1. QC", "2. Integration", "3. Clusters and cell types",
+                     "4. Differential expression", "5. Clones"):
+        assert category in html
+
+
+CNV_PRECISION = 0.6
+CNV_RECALL = 0.5
+RESISTANCE_RECALL = 0.5

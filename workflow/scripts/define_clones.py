@@ -18,11 +18,13 @@ lineage = {s: io.read_counts(p["lineage_barcodes"], sample_id=s, feature_type=No
 cnv_cfg = dict(cfg["cnv"])
 positions = cnv.load_gene_positions(cnv_cfg.pop("gene_positions")) if cfg["infer_cnv"] else None
 reference_samples = tuple(cnv_cfg.pop("reference_samples"))
+other_reference = (backed.obs["sample_id"].isin(reference_samples) & (backed.obs["patient_id"] != patient)).to_numpy()
+reference_cells = backed[other_reference].to_memory() if cfg["infer_cnv"] and other_reference.any() else None
 cnv_cfg["reference_categories"] = tuple(cnv_cfg.pop("reference_cell_types"))
 cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
     adata, patient_id=patient, clone_tables=tables, lineage_counts=lineage, lineage_params=cfg["lineage"],
     min_confidence=cfg["min_confidence"], cnv_positions=positions, cnv_params={**cnv_cfg, "random_state": snakemake.params.seed},
-    cnv_reference_samples=reference_samples,
+    cnv_reference_samples=reference_samples, reference_cells=reference_cells,
 )
 log.info("patient %s clone sources:\n%s", patient, report.to_string())
 if cnv_adata is not None and cnv_adata.obs["malignant"].any():

@@ -33,6 +33,7 @@ def define_patient_clones(
     cnv_positions: pd.DataFrame | None,
     cnv_params: dict,
     cnv_reference_samples: tuple[str, ...] = (),
+    reference_cells: AnnData | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, AnnData | None]:
     """Label every cell of one patient with a clone, its source and a malignant call.
 
@@ -56,6 +57,9 @@ def define_patient_clones(
     cnv_reference_samples
         Samples (e.g. healthy donors or remission marrow known to be normal) whose cells join
         the copy-number reference in addition to the reference cell types.
+    reference_cells
+        Cells of reference samples of other patients or donors (same genes, log-normalised),
+        added to this patient's copy-number reference and left out of every output.
 
     Returns
     -------
@@ -128,7 +132,7 @@ def define_patient_clones(
     cnv_adata = None
     if cnv_samples and cnv_positions is not None:
         cnv_adata, note = _infer_patient_cnv(
-            adata, patient_id, cnv_positions, cnv_params, cnv_reference_samples
+            adata, patient_id, cnv_positions, cnv_params, cnv_reference_samples, reference_cells
         )
         for sample_id in cnv_samples:
             in_sample = (adata.obs["sample_id"] == sample_id).to_numpy()
@@ -187,10 +191,20 @@ def _infer_patient_cnv(
     positions: pd.DataFrame,
     params: dict,
     reference_samples: tuple[str, ...],
+    reference_cells: AnnData | None = None,
 ) -> tuple[AnnData | None, str]:
+    import anndata as ad
+
     from . import cnv
 
     work = adata.copy()
+    own = work.obs_names
+    if reference_cells is not None and reference_cells.n_obs:
+        # Healthy cells of other donors widen the reference; they never reach the outputs.
+        extra = reference_cells[~reference_cells.obs_names.isin(own)].copy()
+        extra.obs["sample_id"] = extra.obs["sample_id"].astype(str)
+        work = ad.concat([work, extra], join="inner", merge="same")
+        reference_samples = (*reference_samples, *extra.obs["sample_id"].unique())
     cnv.add_gene_positions(work, positions)
     reference_types = tuple(params.get("reference_categories", ()))
     cell_type = work.obs["cell_type"].astype(str)
@@ -215,4 +229,4 @@ def _infer_patient_cnv(
         return None, f"copy-number inference not possible: {error}"
     detectable = bool(work.uns["clonetrack"]["cnv"].get("detectable", True))
     note = "" if detectable else "no copy-number change separates from the reference cells"
-    return work, note
+    return work[own].copy(), note
