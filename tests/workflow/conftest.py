@@ -49,7 +49,14 @@ def run_dataset(tmp_path_factory, name: str, *config: str) -> Path:
 
 @pytest.fixture(scope="session")
 def toy_run(tmp_path_factory) -> Path:
-    """The default configuration on the bundled toy dataset."""
+    """The default configuration on the bundled toy dataset.
+
+    CLONETRACK_TOY_RUN may name a finished run (a folder holding the copied repository and its
+    results/) to check it without running again.
+    """
+    existing = os.environ.get("CLONETRACK_TOY_RUN")
+    if existing:
+        return Path(existing)
     return run_dataset(tmp_path_factory, "toy")
 
 

@@ -171,6 +171,8 @@ def test_report_has_every_section(toy_run):
         assert category in html
 
 
-CNV_PRECISION = 0.6
-CNV_RECALL = 0.5
-RESISTANCE_RECALL = 0.5
+# measured on P1: precision 0.75, recall 0.54 (shallow toy cells, one expressed gene in 2,500
+# per window position); resistant-vs-sensitive DE: 9 of 10 planted genes at 5% FDR
+CNV_PRECISION = 0.65
+CNV_RECALL = 0.45
+RESISTANCE_RECALL = 0.7
