@@ -62,6 +62,15 @@ def toy_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def vangalen_run(tmp_path_factory) -> Path:
-    """Real AML marrow at diagnosis (van Galen 2019 subset, with two healthy donors)."""
+    """Real AML marrow at diagnosis (van Galen 2019 subset); the two healthy donors join every
+    patient's copy-number reference."""
+    existing = os.environ.get("CLONETRACK_VANGALEN_RUN")
+    if existing:
+        return Path(existing)
     sheet = REPO / "tests" / "data" / "vangalen2019" / "samples.tsv"
-    return run_dataset(tmp_path_factory, "vangalen", f"samples={sheet}")
+    return run_dataset(
+        tmp_path_factory,
+        "vangalen",
+        f"samples={sheet}",
+        "clones={'cnv': {'reference_samples': ['BM1', 'BM2']}}",
+    )

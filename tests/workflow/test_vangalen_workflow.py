@@ -21,7 +21,8 @@ def published(vangalen_run):
     sheet = pd.read_csv(REPO / DATA / "samples.tsv", sep="\t")
     frames = []
     for _, row in sheet.iterrows():
-        anno = pd.read_csv(REPO / DATA / row["path"].replace(".dem.", ".anno."), sep="\t")
+        (path,) = (REPO / DATA).glob(f"*_{row['sample_id']}.anno.txt.gz")
+        anno = pd.read_csv(path, sep="\t")
         anno.index = row["sample_id"] + "_" + anno["Cell"].astype(str)
         frames.append(anno[["CellType", "PredictionRefined"]])
     return pd.concat(frames)
@@ -62,5 +63,30 @@ def test_single_timepoint_patients_are_reported_not_compared(vangalen_run):
     assert not classes["resistant"].astype(str).eq("True").any()
 
 
+@pytest.mark.parametrize("patient", ["AML1012", "AML419A"])
+def test_cnv_malignant_call_against_published_prediction(published, final, patient):
+    """Copy-number calls on shallow Seq-Well cells are weak: measured precision 0.81 and 0.93
+    (base rates 0.78 and 0.90), recall 0.57 and 0.59. Assert they beat calling every cell."""
+    obs = final.obs[final.obs["patient_id"] == patient]
+    truth = published.loc[obs.index, "PredictionRefined"]
+    known = truth.isin(["malignant", "normal"])
+    called = obs["malignant"].astype(bool)[known]
+    malignant = truth[known] == "malignant"
+    precision = (called & malignant).sum() / called.sum()
+    recall = (called & malignant).sum() / malignant.sum()
+    assert precision > malignant.mean()
+    assert recall >= 0.5
+
+
+def test_patient_without_detectable_cnv_is_said_so(vangalen_run, final):
+    sources = pd.read_csv(vangalen_run / "results/clones/patient~AML329/sources.tsv", sep="\t")
+    if final.obs.loc[final.obs["patient_id"] == "AML329", "malignant"].any():
+        pytest.fail("AML329 has no copy-number change detectable in this subset (measured)")
+    assert sources["note"].str.contains("no copy-number change").all()
+    healthy = final.obs[final.obs["patient_id"].isin(["BM1", "BM2"])]
+    assert not healthy["malignant"].any()
+
+
+# measured: 76% of assigned normal cells match the published CellType (ARI 0.72), 16% unassigned
 ANNOTATION_ACCURACY = 0.7
-ANNOTATION_ARI = 0.6
+ANNOTATION_ARI = 0.65

@@ -152,6 +152,20 @@ def timepoint_de(
     timepoints = sorted(set(meta["timepoint"]) - {reference})
     for cell_type in sorted(set(meta[cell_type_key]) - set(skip_types)):
         in_type = meta[meta[cell_type_key] == cell_type]
+        if not timepoints or reference not in set(in_type["timepoint"]):
+            summary.append(
+                {
+                    "cell_type": cell_type,
+                    "contrast": "",
+                    "n_pseudobulks_available": len(in_type),
+                    "status": (
+                        f"skipped: no timepoint other than the reference {reference!r} in the data"
+                        if not timepoints
+                        else f"skipped: no {cell_type} cells at the reference {reference!r}"
+                    ),
+                }
+            )
+            continue
         enough = in_type[in_type["n_cells"] >= min_cells]
         rows, testable = {}, {}
         for level in timepoints:
@@ -214,4 +228,15 @@ def timepoint_de(
         "p_adj",
     ]
     results_df = pd.concat(results, ignore_index=True) if results else pd.DataFrame(columns=columns)
-    return results_df[columns], pd.DataFrame(summary)
+    summary_columns = [
+        "cell_type",
+        "contrast",
+        "n_pseudobulks_available",
+        "n_pseudobulks_below_min_cells",
+        "n_patients",
+        "n_cells",
+        "status",
+        "n_genes_tested",
+        "n_significant_5pct_fdr",
+    ]
+    return results_df[columns], pd.DataFrame(summary, columns=summary_columns)

@@ -9,6 +9,9 @@ from scipy import stats
 
 from .de import deseq_contrast, pseudobulk
 
+RESULT_COLUMNS = ["gene", "base_mean", "log2fc", "log2fc_se", "log2fc_ci_low", "log2fc_ci_high",
+                  "stat", "p", "p_adj"]
+
 def clone_status(classes: pd.DataFrame) -> pd.DataFrame:
     """Resistant or sensitive per clone, from the ``resistant``/``sensitive`` flags of
     :func:`clonetrack.dynamics.classify_clones`; clones with neither are not contrasted."""
@@ -58,7 +61,7 @@ def resistance_de(
     summary = {"n_cells": int(cells.n_obs), "design": None, "status": "skipped"}
     if cells.n_obs == 0:
         summary["reason"] = "no malignant cells in clones classed resistant or sensitive"
-        return pd.DataFrame(), summary
+        return pd.DataFrame(columns=RESULT_COLUMNS), summary
     counts, meta = pseudobulk(cells, groupby=groupby)
     keep = meta["n_cells"] >= min_cells
     meta, counts = meta[keep], counts[keep]
@@ -74,7 +77,7 @@ def resistance_de(
             f"{len(patients)} patient(s) have both resistant and sensitive clones with >= "
             f"{min_cells} cells in a pseudobulk; need {min_patients}"
         )
-        return pd.DataFrame(), summary
+        return pd.DataFrame(columns=RESULT_COLUMNS), summary
     used = meta[meta["patient_id"].isin(patients)]
     terms = [t for t in ("patient_id", "timepoint", "cell_type") if t in used and used[t].nunique() > 1]
     design = "~ " + " + ".join([*terms, "status"])
@@ -89,7 +92,7 @@ def resistance_de(
     )
     summary.update(design=design, status="tested", n_pseudobulks_used=int(len(used)),
                    n_significant_5pct_fdr=int((table["p_adj"] < 0.05).sum()))
-    return table, summary
+    return table[RESULT_COLUMNS], summary
 
 
 def _log_cpm(counts: pd.DataFrame) -> pd.DataFrame:
@@ -175,4 +178,5 @@ def compare_signatures(scores: pd.DataFrame, *, confidence: float = 0.95) -> pd.
         rows.append({"signature": column, "n_patients": n, "mean_difference": mean,
                      "ci_low": mean - half, "ci_high": mean + half, "p": p,
                      "per_patient": "; ".join(f"{k}: {v:.3g}" for k, v in diff.items())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["signature", "n_patients", "mean_difference", "ci_low",
+                                       "ci_high", "p", "per_patient"])
