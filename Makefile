@@ -7,7 +7,7 @@ export MPLBACKEND := Agg
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.snakemake/numba-cache
 export MPLCONFIGDIR ?= $(CURDIR)/.snakemake/mpl-config
 
-.PHONY: venv run report test lint clean
+.PHONY: venv browser run report test lint clean
 
 venv: $(VENV)/.installed
 
@@ -24,7 +24,11 @@ run: venv
 	$(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/default
 	$(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/default --report results/report.html
 
-test: venv
+# The report test drives Debian's headless Chromium (no browser download at run time).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: venv browser
 	$(BIN)/python -m pytest
 
 lint: venv

@@ -8,7 +8,6 @@ sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 
 from clonetrack.sheet import read_sample_sheet  # noqa: E402
 
-
 validate(config, "../../config/schemas/config.schema.yaml")
 
 SAMPLES = read_sample_sheet(config["samples"])
@@ -105,5 +104,7 @@ def all_outputs():
         "results/tables/clones/classes.tsv",
         "results/tables/clones/resistance_de.tsv",
         "results/plots/clones/cohort_overview.png",
-        *expand("results/plots/clones/patient~{patient}/dynamics.png", patient=PATIENTS),
+        *expand(
+            "results/plots/clones/patient~{patient}/dynamics.png", patient=PATIENTS
+        ),
     ]

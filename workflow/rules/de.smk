@@ -20,18 +20,18 @@ rule timepoint_de:
             category="4. Differential expression",
             labels={"figure": "volcano plots"},
         ),
-    params:
-        de=config["de"],
-        seed=config["seed"],
     log:
         "logs/timepoint_de/timepoint_de.log",
     benchmark:
         "benchmarks/timepoint_de/timepoint_de.tsv"
+    conda:
+        "../../envs/clonetrack.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(factor=3, floor_mb=2000),
         runtime=60,
-    conda:
-        "../../envs/clonetrack.yaml"
+    params:
+        de=config["de"],
+        seed=config["seed"],
     script:
         "../scripts/timepoint_de.py"
