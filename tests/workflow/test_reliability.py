@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import importlib.util
 import os
 import signal
@@ -238,8 +239,31 @@ def _read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=True)
 
 
+def _code_digest(root: Path) -> dict[str, str]:
+    """Hash of every file the workflow runs from (the copied repository minus caches)."""
+    digest = {}
+    for name in ("Snakefile", "workflow", "config", "resources", "envs"):
+        paths = [root / name] if (root / name).is_file() else sorted((root / name).rglob("*"))
+        for path in paths:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest
+
+
+@pytest.fixture(scope="module")
+def same_code(resumed_run, toy_run):
+    """Both runs must come from the same code and data, or a difference means nothing."""
+    mine, reference = _code_digest(resumed_run["workdir"]), _code_digest(toy_run)
+    changed = sorted(k for k in mine.keys() | reference.keys() if mine.get(k) != reference.get(k))
+    if changed:
+        pytest.fail(
+            f"the reference run ({toy_run}) was made from other code or data: {changed[:10]} "
+            "(CLONETRACK_TOY_RUN must name a run of the current tree)"
+        )
+
+
 @pytest.mark.parametrize("table", TABLES)
-def test_tables_equal_uninterrupted_run(resumed_run, toy_run, table):
+def test_tables_equal_uninterrupted_run(same_code, resumed_run, toy_run, table):
     if (toy_run / table).stat().st_size <= 1:
         # a table written without even a header (test_report checks that none is): same bytes
         assert (resumed_run["workdir"] / table).read_bytes() == (toy_run / table).read_bytes()
@@ -261,7 +285,7 @@ def reference_final(toy_run):
     return ad.read_h5ad(toy_run / "results/final/adata.h5ad")
 
 
-def test_final_object_equals_uninterrupted_run(resumed_final, reference_final):
+def test_final_object_equals_uninterrupted_run(same_code, resumed_final, reference_final):
     a, b = resumed_final, reference_final
     assert list(a.obs_names) == list(b.obs_names)
     assert list(a.var_names) == list(b.var_names)

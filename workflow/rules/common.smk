@@ -6,6 +6,7 @@ from snakemake.utils import validate
 # The package lives beside the scripts; importing it here lets the sheet be validated before any job.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 
+from clonetrack.errors import InputError  # noqa: E402
 from clonetrack.sheet import read_sample_sheet  # noqa: E402
 
 validate(config, "../../config/schemas/config.schema.yaml")
@@ -13,6 +14,20 @@ validate(config, "../../config/schemas/config.schema.yaml")
 SAMPLES = read_sample_sheet(config["samples"])
 PATIENTS = sorted(SAMPLES["patient_id"].unique())
 METHOD = config["integration"]["method"]
+
+# Settings that name samples or timepoints must match the sheet: caught here, before any job.
+_unknown_overrides = sorted(set(config["qc"].get("overrides") or {}) - set(SAMPLES.index))
+if _unknown_overrides:
+    raise InputError(
+        f"qc.overrides names sample(s) {_unknown_overrides} that are not in the sample sheet "
+        f"{config['samples']}; its samples are {sorted(SAMPLES.index)}."
+    )
+if config["de"]["reference_timepoint"] not in set(SAMPLES["timepoint"]):
+    raise InputError(
+        f"de.reference_timepoint {config['de']['reference_timepoint']!r} is not a timepoint of "
+        f"the sample sheet {config['samples']}; its timepoints are "
+        f"{sorted(set(SAMPLES['timepoint']))}."
+    )
 
 
 wildcard_constraints:

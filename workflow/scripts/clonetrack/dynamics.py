@@ -574,7 +574,7 @@ def cohort_model(
         # quasi-binomial: Pearson dispersion on the count scale (statsmodels' scale="X2"
         # leaves the number of trials out when endog is (successes, failures))
         n_tot = endog.sum(axis=1)
-        mu = np.clip(np.asarray(fit.fittedvalues), 1e-12, 1 - 1e-12)
+        mu = np.clip(np.asarray(fit.mu), 1e-12, 1 - 1e-12)
         if df_resid > 0:
             x2 = (((endog[:, 0] - n_tot * mu) ** 2) / (n_tot * mu * (1 - mu))).sum()
             phi = max(float(x2 / df_resid), 1.0)

@@ -111,8 +111,11 @@ def plot_integration_metrics(table: pd.DataFrame) -> plt.Figure:
 
 
 def plot_volcanoes(results: pd.DataFrame, *, alpha: float = 0.05, max_panels: int = 12):
-    """One volcano plot per cell type x contrast; significant genes in colour, top 5 named."""
+    """One volcano plot per cell type x contrast, the ``max_panels`` with most significant genes
+    first (the title says how many were left out); significant genes in colour, top 5 named."""
     groups = list(results.groupby(["cell_type", "contrast"], sort=True)) if len(results) else []
+    groups.sort(key=lambda item: -int((item[1]["p_adj"] < alpha).sum()))
+    n_left_out = max(0, len(groups) - max_panels)
     groups = groups[:max_panels]
     if not groups:
         fig, ax = plt.subplots(figsize=(6, 2))
@@ -136,5 +139,11 @@ def plot_volcanoes(results: pd.DataFrame, *, alpha: float = 0.05, max_panels: in
         )
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
+    if n_left_out:
+        fig.suptitle(
+            f"{len(groups)} contrasts with most significant genes shown; {n_left_out} more "
+            "in timepoint_de.tsv",
+            fontsize=10,
+        )
     fig.tight_layout()
     return fig
