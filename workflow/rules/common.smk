@@ -16,7 +16,9 @@ PATIENTS = sorted(SAMPLES["patient_id"].unique())
 METHOD = config["integration"]["method"]
 
 # Settings that name samples or timepoints must match the sheet: caught here, before any job.
-_unknown_overrides = sorted(set(config["qc"].get("overrides") or {}) - set(SAMPLES.index))
+_unknown_overrides = sorted(
+    set(config["qc"].get("overrides") or {}) - set(SAMPLES.index)
+)
 if _unknown_overrides:
     raise InputError(
         f"qc.overrides names sample(s) {_unknown_overrides} that are not in the sample sheet "
