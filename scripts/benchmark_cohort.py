@@ -1,0 +1,626 @@
+"""Time and measure the workflow against a bare scanpy script on synthetic cohorts of given sizes.
+
+For each size (cells in total) this script
+
+1. writes a synthetic cohort of realistic sparsity: ``--genes`` genes (default 20,000, real
+   hg38 symbols so the copy-number step finds positions), about 2,000 UMIs and 1,400 detected
+   genes per good cell (7% of entries non-zero), eight marrow cell types driven by the genes of
+   the bundled marker panel, two malignant progenitor-like clones per patient with chromosome
+   gains and losses (one contracting, one expanding to relapse), 4% low-quality cells, 5%
+   doublets, per-sample batch shifts, four timepoints per patient and about
+   ``--cells-per-sample`` cells per sample; one ``.h5ad`` per sample plus ``samples.tsv``;
+2. runs the workflow on it (``snakemake --cores N --workflow-profile profiles/default``) in a
+   work folder holding a snapshot of ``Snakefile``, ``workflow/``, ``config/``, ``profiles/`` and
+   ``resources/``, and reads every rule's ``benchmark:`` file (seconds, max RSS);
+3. runs the same analysis as one plain scanpy process (read, QC metrics, scrublet, concatenate,
+   normalise, seurat_v3 variable genes, PCA, harmonypy, neighbours, UMAP, Leiden at the
+   configured resolutions, Wilcoxon markers, one final write) under ``/usr/bin/time -v``;
+4. prints a table of wall time and peak memory and the ratio workflow / bare, and writes it to
+   ``<work>/summary.md`` and ``<work>/summary.json``.
+
+Usage (from the repository root; sizes are total cells)::
+
+    .venv/bin/python scripts/benchmark_cohort.py --sizes 10000 100000 --work /tmp/ct-bench
+    .venv/bin/python scripts/benchmark_cohort.py --sizes 100000 \
+        --config "clustering={markers_on_hvg: true}"
+
+Each size needs free disk of about 2.5 GB per 100,000 cells. This is a measurement, not a test.
+``benchmark_cohort.py --table <work>/summary.json`` prints the tables of a finished run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+TIMEPOINTS = ("diagnosis", "C1", "remission", "relapse")
+# Cell types and their share among good cells; each is driven by its genes in the marker panel.
+COMPOSITION = {
+    "HSC": 0.04,
+    "Prog": 0.10,
+    "GMP": 0.10,
+    "Mono": 0.22,
+    "earlyEry": 0.12,
+    "B": 0.10,
+    "T": 0.20,
+    "NK": 0.12,
+}
+# Malignant share of cells per timepoint, and the shares of a patient's two clones among them:
+# clone A contracts under treatment, clone B (resistant) expands to dominate at relapse.
+MALIGNANT = {"diagnosis": 0.5, "C1": 0.15, "remission": 0.05, "relapse": 0.5}
+CLONE_SHARES = {
+    "diagnosis": (0.7, 0.3),
+    "C1": (0.5, 0.5),
+    "remission": (0.4, 0.6),
+    "relapse": (0.1, 0.9),
+}
+MT_GENES = [
+    "MT-ND1", "MT-ND2", "MT-CO1", "MT-CO2", "MT-ATP8", "MT-ATP6", "MT-CO3", "MT-ND3", "MT-ND4L",
+    "MT-ND4", "MT-ND5", "MT-ND6", "MT-CYB",
+]  # fmt: skip
+
+
+def environment() -> dict[str, str]:
+    """Process environment for every run: headless plotting and one shared numba cache."""
+    env = dict(os.environ)
+    env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache")
+    env.setdefault("MPLCONFIGDIR", "/tmp/clonetrack-mpl")
+    return env
+
+
+# ----------------------------------------------------------------------------------------------
+# synthetic cohort
+
+
+def gene_names(n_genes: int, markers: list[str], seed: int = 0) -> list[str]:
+    """Marker, mitochondrial and ribosomal genes, then hg38 genes (seeded draw) up to ``n_genes``.
+
+    Real symbols from ``resources/genes`` give the copy-number step genes with positions.
+    """
+    import numpy as np
+    import pandas as pd
+
+    ribo = [f"RPS{i}" for i in range(2, 30)] + [f"RPL{i}" for i in range(3, 42)]
+    named = list(dict.fromkeys([*markers, *MT_GENES, *ribo, "HBB", "HBA1", "HBA2"]))
+    positions = pd.read_csv(REPO / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t")
+    pool = positions["gene"].drop_duplicates()
+    pool = pool[~pool.isin(named) & ~pool.str.match(r"^(MT-|RP[SL]\d|HB[AB])")].to_numpy()
+    n_fill = max(n_genes - len(named), 0)
+    filler = list(np.random.default_rng(seed).choice(pool, min(n_fill, len(pool)), replace=False))
+    filler += [f"GENE{i:05d}" for i in range(n_fill - len(filler))]
+    return named + filler
+
+
+def cohort_design(n_cells: int, cells_per_sample: int) -> list[dict]:
+    """Four timepoints per patient, at least two patients, about ``cells_per_sample`` cells each."""
+    n_patients = max(2, round(n_cells / (len(TIMEPOINTS) * cells_per_sample)))
+    n_samples = n_patients * len(TIMEPOINTS)
+    sizes = [n_cells // n_samples + (i < n_cells % n_samples) for i in range(n_samples)]
+    rows = []
+    for p in range(n_patients):
+        for t, timepoint in enumerate(TIMEPOINTS):
+            rows.append(
+                {
+                    "sample_id": f"P{p + 1:02d}_{timepoint}",
+                    "patient_id": f"P{p + 1:02d}",
+                    "timepoint": timepoint,
+                    "timepoint_order": t + 1,
+                    "n_cells": sizes[len(rows)],
+                }
+            )
+    return rows
+
+
+def write_cohort(out: Path, n_cells: int, *, n_genes: int, cells_per_sample: int, seed: int):
+    """Write one ``.h5ad`` per sample and ``samples.tsv`` into ``out``; return the sheet path."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    panel = pd.read_csv(REPO / "resources/markers/bone_marrow_markers.tsv", sep="\t")
+    panel = panel[panel["weight"] > 0]
+    genes = gene_names(n_genes, sorted(set(panel["gene"])), seed)
+    index = {g: i for i, g in enumerate(genes)}
+    mt = np.array([index[g] for g in MT_GENES])
+    rng = np.random.default_rng(seed)
+
+    positions = pd.read_csv(REPO / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t")
+    chromosome = positions.drop_duplicates("gene").set_index("gene")["chromosome"]
+    chromosome = chromosome.reindex(genes).fillna("").to_numpy()
+    autosomes = [f"chr{i}" for i in range(1, 23)]
+
+    # Gene abundances: log-normal base; each type boosts its panel genes and 150 genes of its own.
+    base = rng.lognormal(0.0, 1.6, n_genes)
+    base[mt] = 0.0
+    types = list(COMPOSITION)
+    normal = np.tile(base, (len(types), 1))
+    for k, cell_type in enumerate(types):
+        own = [index[g] for g in panel.loc[panel["cell_type"] == cell_type, "gene"]]
+        normal[k, own] *= rng.uniform(20, 60, len(own))
+        extra = rng.choice(np.arange(len(mt) + 100, n_genes), 150, replace=False)
+        normal[k, extra] *= rng.lognormal(1.5, 0.5, 150)
+    mt_profile = rng.dirichlet(np.full(len(mt), 5.0))
+    labels = np.asarray([*types, "clone_A", "clone_B"])
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    patient = None
+    for row in cohort_design(n_cells, cells_per_sample):
+        n = row.pop("n_cells")
+        if row["patient_id"] != patient:
+            # progenitor-like blasts; A gains one chromosome and loses another, B shares the
+            # loss and gains a third
+            patient = row["patient_id"]
+            gain_a, loss, gain_b = rng.choice(autosomes, 3, replace=False)
+            blast = normal[types.index("Prog")]
+            clone_a = (
+                blast
+                * np.where(chromosome == gain_a, 1.6, 1.0)
+                * np.where(chromosome == loss, 0.5, 1.0)
+            )
+            clone_b = (
+                blast
+                * np.where(chromosome == gain_b, 1.6, 1.0)
+                * np.where(chromosome == loss, 0.5, 1.0)
+            )
+            profiles = np.vstack([normal, clone_a, clone_b])
+        malignant = MALIGNANT[row["timepoint"]]
+        weights = np.array(
+            [*(np.array(list(COMPOSITION.values())) * (1 - malignant)),
+             *(np.array(CLONE_SHARES[row["timepoint"]]) * malignant)]
+        )  # fmt: skip
+        weights /= weights.sum()
+        batch = rng.lognormal(0.0, 0.15, n_genes)
+        cum = np.cumsum(profiles * batch, axis=1)
+        cum /= cum[:, -1:]
+        kind = rng.choice(3, size=n, p=[0.91, 0.04, 0.05])  # good, low quality, doublet
+        first = rng.choice(len(profiles), size=n, p=weights)
+        second = rng.choice(len(profiles), size=n, p=weights)
+        size = np.where(
+            kind == 1, rng.lognormal(np.log(300), 0.4, n), rng.lognormal(np.log(2000), 0.35, n)
+        )
+        size[kind == 2] *= 1.8
+        size = np.maximum(size.astype(np.int64), 20)
+        mito_share = np.where(kind == 1, rng.beta(6, 10, n), rng.beta(2, 40, n))
+        n_mito = rng.binomial(size, mito_share)
+        n_rest = size - n_mito
+        # a doublet draws half its non-mitochondrial UMIs from a second profile
+        n_second = np.where(kind == 2, n_rest // 2, 0)
+        parts_rows, parts_genes = [], []
+        cells = np.arange(n)
+        for k in range(len(profiles)):
+            for counts, which in ((n_rest - n_second, first), (n_second, second)):
+                sel = cells[(which == k) & (counts > 0)]
+                umis = counts[sel]
+                parts_rows.append(np.repeat(sel, umis))
+                parts_genes.append(np.searchsorted(cum[k], rng.random(int(umis.sum()))))
+        parts_rows.append(np.repeat(cells, n_mito))
+        parts_genes.append(mt[rng.choice(len(mt), int(n_mito.sum()), p=mt_profile)])
+        r = np.concatenate(parts_rows)
+        g = np.minimum(np.concatenate(parts_genes), n_genes - 1)
+        x = sp.csr_matrix(
+            (np.ones(len(r), dtype=np.int32), (r, g)), shape=(n, n_genes), dtype=np.int32
+        )
+        x.sum_duplicates()
+        obs = pd.DataFrame(
+            {"truth_type": labels[first], "truth_kind": kind},
+            index=[f"BC{i:06d}-1" for i in range(n)],
+        )
+        adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=genes))
+        path = out / f"{row['sample_id']}.h5ad"
+        adata.write_h5ad(path)
+        rows.append({**row, "path": path.name, "format": "h5ad", "batch": row["sample_id"]})
+    sheet = out / "samples.tsv"
+    pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
+    return sheet
+
+
+# ----------------------------------------------------------------------------------------------
+# the workflow
+
+
+def snapshot(dest: Path) -> None:
+    """Copy the workflow code, config, profiles, envs and resources into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
+    for folder in ("workflow", "config", "profiles", "envs"):
+        shutil.copytree(
+            REPO / folder,
+            dest / folder,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    shutil.copytree(REPO / "resources", dest / "resources", dirs_exist_ok=True)
+
+
+def read_benchmarks(workdir: Path) -> list[dict]:
+    """Every ``benchmarks/<rule>/<job>.tsv`` as rule, job, seconds, max RSS (MB), CPU seconds."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted((workdir / "benchmarks").glob("*/*.tsv")):
+        table = pd.read_csv(path, sep="\t", na_values=["-", "NA"])
+        last = table.iloc[-1]
+        rows.append(
+            {
+                "rule": path.parent.name,
+                "job": path.stem,
+                "s": float(last["s"]),
+                "max_rss_mb": float(last["max_rss"]) if pd.notna(last["max_rss"]) else 0.0,
+                "cpu_s": float(last["cpu_time"]) if "cpu_time" in last else float("nan"),
+            }
+        )
+    return rows
+
+
+def time_v(stderr: str) -> dict:
+    """CPU seconds (user + system) and peak RSS of the largest process from ``time -v`` output.
+
+    The figures cover the whole process tree that was waited for, so for Snakemake they include
+    every job it ran: CPU is their sum, the peak is that of the largest single process.
+    """
+    out = {}
+    user = re.search(r"User time \(seconds\): ([\d.]+)", stderr)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", stderr)
+    if user and system:
+        out["tree_cpu_s"] = float(user.group(1)) + float(system.group(1))
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+    if peak:
+        out["tree_peak_rss_mb"] = int(peak.group(1)) / 1024
+    return out
+
+
+def timed(cmd: list[str]) -> list[str]:
+    """``cmd`` under ``/usr/bin/time -v`` where that exists."""
+    return ["/usr/bin/time", "-v", *cmd] if Path("/usr/bin/time").exists() else cmd
+
+
+def run_workflow(workdir: Path, sheet: Path, cores: int, overrides: list[str]) -> dict:
+    """Run the snapshot in ``workdir``; return wall and CPU time, exit code, per-rule benchmarks."""
+    snapshot(workdir)
+    cmd = [
+        str(SNAKEMAKE),
+        "--snakefile", str(workdir / "Snakefile"),
+        "--directory", str(workdir),
+        "--workflow-profile", str(workdir / "profiles/default"),
+        "--cores", str(cores),
+        "--keep-going",
+        "--config", f"samples={sheet}", *overrides,
+    ]  # fmt: skip
+    log = workdir / "snakemake.log"
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    proc = subprocess.run(timed(cmd), capture_output=True, text=True, env=environment())
+    wall = time.perf_counter() - start
+    log.write_text(proc.stdout + proc.stderr)
+    return {
+        "wall_s": wall,
+        "exit_code": proc.returncode,
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
+        **time_v(proc.stderr),
+        "log": str(log),
+        "rules": read_benchmarks(workdir),
+    }
+
+
+def summarise_rules(rules: list[dict]) -> list[dict]:
+    """Per rule: jobs, summed and longest seconds, summed CPU seconds, peak RSS."""
+    by_rule: dict[str, dict] = {}
+    for row in rules:
+        entry = by_rule.setdefault(
+            row["rule"],
+            {
+                "rule": row["rule"],
+                "jobs": 0,
+                "s": 0.0,
+                "max_s": 0.0,
+                "cpu_s": 0.0,
+                "max_rss_mb": 0.0,
+            },
+        )
+        entry["jobs"] += 1
+        entry["s"] += row["s"]
+        entry["max_s"] = max(entry["max_s"], row["s"])
+        entry["cpu_s"] += row.get("cpu_s", 0.0) or 0.0
+        entry["max_rss_mb"] = max(entry["max_rss_mb"], row["max_rss_mb"])
+    return list(by_rule.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# the bare scanpy script, run as `benchmark_cohort.py --bare SHEET OUT CONFIG_JSON`
+
+
+def bare(sheet: Path, out: Path, settings: dict) -> None:
+    """The same analysis in one process with plain scanpy calls; prints step timings as JSON."""
+    import resource
+
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def step(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
+    import anndata as ad
+    import harmonypy
+    import numpy as np
+    import pandas as pd
+    import scanpy as sc
+
+    step("import")
+    qc, prep, clus = settings["qc"], settings["preprocess"], settings["clustering"]
+    samples = pd.read_csv(sheet, sep="\t", dtype=str)
+    kept = {}
+    for row in samples.itertuples():
+        adata = ad.read_h5ad(sheet.parent / row.path)
+        adata.X = adata.X.astype(np.float32)
+        step("read")
+        adata.var["mt"] = adata.var_names.str.startswith(qc["mito_prefix"])
+        sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, inplace=True)
+        obs = adata.obs
+        keep = np.ones(adata.n_obs, dtype=bool)
+        for metric, nmads, floor in (
+            ("total_counts", qc["nmads_counts"], qc["min_counts"]),
+            ("n_genes_by_counts", qc["nmads_genes"], qc["min_genes"]),
+        ):
+            logged = np.log1p(obs[metric].to_numpy(float))
+            mad = np.median(np.abs(logged - np.median(logged)))
+            low = max(np.expm1(np.median(logged) - nmads * mad), floor)
+            high = np.expm1(np.median(logged) + nmads * mad)
+            keep &= (obs[metric].to_numpy() >= low) & (obs[metric].to_numpy() <= high)
+        mito = obs["pct_counts_mt"].to_numpy(float)
+        high_mito = np.median(mito) + qc["nmads_mito"] * np.median(np.abs(mito - np.median(mito)))
+        keep &= mito <= min(high_mito, qc["max_pct_mito"])
+        adata = adata[keep].copy()
+        step("qc_metrics")
+        sc.pp.scrublet(
+            adata,
+            expected_doublet_rate=qc["expected_doublet_rate"],
+            n_prin_comps=30,
+            random_state=0,
+            verbose=False,
+        )
+        adata = adata[~adata.obs["predicted_doublet"].to_numpy()].copy()
+        step("scrublet")
+        kept[row.sample_id] = adata
+    adata = ad.concat(kept, join="inner", label="sample_id", index_unique="_")
+    del kept
+    step("concat")
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.highly_variable_genes(
+        adata,
+        flavor="seurat_v3",
+        n_top_genes=prep["n_top_genes"],
+        layer="counts",
+        batch_key="sample_id",
+    )
+    step("hvg")
+    sc.pp.normalize_total(adata, target_sum=prep["target_sum"])
+    sc.pp.log1p(adata)
+    step("normalise")
+    sc.pp.pca(adata, n_comps=prep["n_pcs"], mask_var="highly_variable", random_state=0)
+    step("pca")
+    result = harmonypy.run_harmony(
+        np.asarray(adata.obsm["X_pca"], dtype=np.float64),
+        adata.obs[["sample_id"]],
+        ["sample_id"],
+        theta=settings["integration"]["harmony_theta"],
+        max_iter_harmony=settings["integration"]["harmony_max_iter"],
+        random_state=0,
+        verbose=False,
+    )
+    z = np.asarray(result.Z_corr)
+    adata.obsm["X_harmony"] = (z if z.shape[0] == adata.n_obs else z.T).astype(np.float32)
+    step("harmony")
+    sc.pp.neighbors(adata, n_neighbors=clus["n_neighbors"], use_rep="X_harmony", random_state=0)
+    step("neighbors")
+    sc.tl.umap(adata, random_state=0)
+    step("umap")
+    for res in clus["resolutions"]:
+        sc.tl.leiden(
+            adata,
+            resolution=res,
+            key_added=f"leiden_r{res:g}",
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=0,
+        )
+    adata.obs["leiden"] = adata.obs[
+        f"leiden_r{clus['resolutions'][len(clus['resolutions']) // 2]:g}"
+    ]
+    step("leiden")
+    mask = adata.var["highly_variable"].to_numpy() if clus["markers_on_hvg"] else None
+    sc.tl.rank_genes_groups(
+        adata, groupby="leiden", method="wilcoxon", mask_var=mask, pts=True, use_raw=False
+    )
+    step("markers")
+    adata.write_h5ad(out / "adata.h5ad")
+    step("write")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    summary = {
+        "steps": timings,
+        "n_cells": adata.n_obs,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
+    print(json.dumps(summary))
+
+
+def run_bare(sheet: Path, out: Path, settings: dict) -> dict:
+    """Run :func:`bare` in a fresh process under ``/usr/bin/time -v``; wall, CPU, peak RSS."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "settings.json").write_text(json.dumps(settings))
+    cmd = [sys.executable, __file__, "--bare", str(sheet), str(out), str(out / "settings.json")]
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    proc = subprocess.run(timed(cmd), capture_output=True, text=True, env=environment())
+    wall = time.perf_counter() - start
+    (out / "stderr.log").write_text(proc.stderr)
+    result = {"wall_s": wall, "exit_code": proc.returncode, "load_before": load}
+    result["load_after"] = os.getloadavg()[0]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if lines:
+        result.update(json.loads(lines[-1]))
+    result.update(time_v(proc.stderr))
+    return result
+
+
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """Apply ``key={yaml}`` overrides (as given to ``snakemake --config``) to a config dict."""
+    import yaml
+
+    for item in overrides:
+        key, _, value = item.partition("=")
+        value = yaml.safe_load(value)
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def fmt_table(results: list[dict]) -> str:
+    """Markdown tables: totals per size, then per rule and per bare step."""
+    nan = float("nan")
+    lines = [
+        "| cells | samples | cells kept | workflow wall s | bare wall s | wall ratio "
+        "| workflow CPU s | bare CPU s | CPU ratio | workflow peak MB | bare peak MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        wf, b = r.get("workflow", {}), r.get("bare", {})
+        wall, bare_wall = wf.get("wall_s", nan), b.get("wall_s", nan)
+        cpu = wf.get("tree_cpu_s", nan)
+        bare_cpu = b.get("tree_cpu_s", b.get("cpu_s", nan))
+        peak = wf.get(
+            "tree_peak_rss_mb", max((x["max_rss_mb"] for x in wf.get("rules", [])), default=nan)
+        )
+        lines.append(
+            f"| {r['n_cells']:,} | {r['n_samples']} | {b.get('n_cells', '')} "
+            f"| {wall:.0f} | {bare_wall:.0f} | {wall / bare_wall:.2f} "
+            f"| {cpu:.0f} | {bare_cpu:.0f} | {cpu / bare_cpu:.2f} "
+            f"| {peak:.0f} | {b.get('tree_peak_rss_mb', b.get('peak_rss_mb', nan)):.0f} |"
+        )
+    for r in results:
+        wf = r.get("workflow")
+        if wf:
+            lines += ["", f"Workflow rules at {r['n_cells']:,} cells (exit {wf['exit_code']}):", ""]
+            lines += [
+                "| rule | jobs | wall s (sum) | wall s (longest job) | CPU s (sum) | max RSS MB |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for x in summarise_rules(wf["rules"]):
+                lines.append(
+                    f"| {x['rule']} | {x['jobs']} | {x['s']:.1f} | {x['max_s']:.1f} "
+                    f"| {x['cpu_s']:.1f} | {x['max_rss_mb']:.0f} |"
+                )
+        b = r.get("bare")
+        if b and "steps" in b:
+            lines += ["", f"Bare script steps at {r['n_cells']:,} cells (wall s):", ""]
+            lines += ["| step | s |", "|---|---:|"]
+            lines += [f"| {k} | {v:.1f} |" for k, v in b["steps"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--bare":
+        bare(Path(argv[1]), Path(argv[2]), json.loads(Path(argv[3]).read_text()))
+        return
+    if argv and argv[0] == "--table":
+        print(fmt_table(json.loads(Path(argv[1]).read_text())))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 100_000, 500_000, 1_000_000]
+    )
+    parser.add_argument("--work", type=Path, default=Path("/tmp/clonetrack-benchmark"))
+    parser.add_argument("--genes", type=int, default=20_000)
+    parser.add_argument("--cells-per-sample", type=int, default=8_000)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--config",
+        nargs="*",
+        default=[],
+        help="overrides passed to snakemake --config (and applied to the bare script)",
+    )
+    parser.add_argument("--skip-workflow", action="store_true")
+    parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep data and results of each size")
+    args = parser.parse_args(argv)
+
+    import yaml
+
+    settings = apply_overrides(
+        yaml.safe_load((REPO / "config/config.yaml").read_text()), args.config
+    )
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
+    results = []
+    for n_cells in args.sizes:
+        folder = args.work / f"cells_{n_cells}"
+        start = time.perf_counter()
+        sheet = write_cohort(
+            folder / "data",
+            n_cells,
+            n_genes=args.genes,
+            cells_per_sample=args.cells_per_sample,
+            seed=args.seed,
+        )
+        n_samples = sum(1 for _ in open(sheet)) - 1
+        entry = {
+            "n_cells": n_cells,
+            "n_samples": n_samples,
+            "generate_s": time.perf_counter() - start,
+            "commit": commit,
+            "config": args.config,
+        }
+        print(
+            f"{n_cells:,} cells: {n_samples} samples written in {entry['generate_s']:.0f} s",
+            flush=True,
+        )
+        if not args.skip_workflow:
+            entry["workflow"] = run_workflow(folder / "workflow", sheet, args.cores, args.config)
+            print(
+                f"  workflow {entry['workflow']['wall_s']:.0f} s, "
+                f"exit {entry['workflow']['exit_code']}",
+                flush=True,
+            )
+        if not args.skip_bare:
+            entry["bare"] = run_bare(sheet, folder / "bare", settings)
+            print(
+                f"  bare {entry['bare']['wall_s']:.0f} s, exit {entry['bare']['exit_code']}",
+                flush=True,
+            )
+        results.append(entry)
+        args.work.mkdir(parents=True, exist_ok=True)
+        (args.work / "summary.json").write_text(json.dumps(results, indent=1))
+        (args.work / "summary.md").write_text(fmt_table(results) + "\n")
+        if not args.keep:
+            for sub in ("data", "bare", "workflow/results"):
+                shutil.rmtree(folder / sub, ignore_errors=True)
+    print(fmt_table(results))
+
+
+if __name__ == "__main__":
+    main()
