@@ -238,7 +238,7 @@ def test_toy_patient_malignant_calls(positions):
 # ---------------------------------------------------------------- real AML marrow (van Galen 2019)
 
 _SUBSET = ROOT / "tests" / "data" / "vangalen2019"
-_SHARED = Path("/work/shared/data/vangalen2019")
+_SHARED = ROOT.parent / "shared" / "data" / "vangalen2019"
 
 
 def _vangalen(sample: str) -> ad.AnnData:

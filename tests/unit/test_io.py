@@ -14,7 +14,12 @@ import scipy.sparse as sp
 from clonetrack import io
 from clonetrack.errors import InputError
 
-DATA = Path("/work/shared/data")
+# The shared real data sits beside the repository (../shared/data).
+DATA = next(
+    (p for p in (Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data"))
+     if p.exists()),
+    Path("/work/shared/data"),
+)
 
 # cells x genes; zeros included so sparse storage and explicit entries both matter
 COUNTS = np.array(
