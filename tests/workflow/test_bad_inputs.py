@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,18 +31,7 @@ TOY = "resources/toy"
 CASE_SHEET = f"{TOY}/case.tsv"
 
 
-def _workflow_helpers():
-    """The helpers of ``conftest.py`` beside this file (two conftest modules share the name)."""
-    spec = importlib.util.spec_from_file_location(
-        "_clonetrack_workflow_conftest", Path(__file__).with_name("conftest.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_helpers = _workflow_helpers()
-copy_repo, snakemake = _helpers.copy_repo, _helpers.snakemake
+from runner import copy_repo, snakemake
 
 
 # ----------------------------------------------------------------------------------------------

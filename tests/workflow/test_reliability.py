@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -35,18 +34,7 @@ pytestmark = pytest.mark.workflow
 STARTUP_LIMIT_S = 1800  # a stage that never comes is a failure, not a hang
 
 
-def _workflow_helpers():
-    """The helpers of ``conftest.py`` beside this file (two conftest modules share the name)."""
-    spec = importlib.util.spec_from_file_location(
-        "_clonetrack_workflow_conftest", Path(__file__).with_name("conftest.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_helpers = _workflow_helpers()
-copy_repo, snakemake = _helpers.copy_repo, _helpers.snakemake
+from runner import copy_repo, snakemake
 
 TABLES = [
     "results/tables/qc_ledger.tsv",

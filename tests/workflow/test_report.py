@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import base64
 import html
-import importlib.util
 import json
 import os
 import re
@@ -24,18 +23,7 @@ import yaml
 from clonetrack.sheet import read_sample_sheet
 
 
-def _workflow_helpers():
-    """The helpers of ``conftest.py`` beside this file (two conftest modules share the name)."""
-    spec = importlib.util.spec_from_file_location(
-        "_clonetrack_workflow_conftest", Path(__file__).with_name("conftest.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_helpers = _workflow_helpers()
-copy_repo, snakemake = _helpers.copy_repo, _helpers.snakemake
+from runner import copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow
 
