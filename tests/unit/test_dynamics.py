@@ -248,3 +248,15 @@ def test_plots(results):
     fig = plot_cohort_overview(freqs, classes.reset_index())
     assert len(fig.axes[0].get_yticklabels()) == len(classes)
     plt.close(fig)
+
+
+def test_cohort_without_clones_gives_empty_tables_with_columns():
+    obs = pd.DataFrame({"patient_id": ["P1"] * 4, "sample_id": ["S1", "S1", "S2", "S2"],
+                        "timepoint": ["diagnosis"] * 2 + ["relapse"] * 2,
+                        "timepoint_order": [1, 1, 2, 2], "clone": ["unassigned"] * 4,
+                        "malignant": [False] * 4})
+    freqs = clone_frequencies(obs)
+    classes = classify_clones(compare_timepoints(freqs), freqs)
+    assert classes.empty and {"patient_id", "clone", "class", "resistant"} <= set(classes.columns)
+    summary, _ = cohort_model(freqs, classes)
+    assert summary["n_patients_with_resistant"] == 0

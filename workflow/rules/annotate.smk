@@ -16,19 +16,19 @@ rule annotate_cells:
             category="3. Clusters and cell types",
             labels={"table": "cell types per sample"},
         ),
+    params:
+        annotation=config["annotation"],
+        seed=config["seed"],
     log:
         "logs/annotate_cells/annotate_cells.log",
     benchmark:
         "benchmarks/annotate_cells/annotate_cells.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(factor=3, floor_mb=2000),
         runtime=60,
-    params:
-        annotation=config["annotation"],
-        seed=config["seed"],
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/annotate_cells.py"
 
@@ -44,12 +44,12 @@ rule finalise:
         "logs/finalise/finalise.log",
     benchmark:
         "benchmarks/finalise/finalise.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(factor=3, floor_mb=2000),
         runtime=30,
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/finalise.py"
 
@@ -76,18 +76,18 @@ rule plot_embeddings:
             category="2. Integration",
             labels={"figure": "integration metrics"},
         ),
+    params:
+        batch_key=config["integration"]["batch_key"],
+        seed=config["seed"],
     log:
         "logs/plot_embeddings/plot_embeddings.log",
     benchmark:
         "benchmarks/plot_embeddings/plot_embeddings.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(factor=3, floor_mb=2000),
         runtime=30,
-    params:
-        batch_key=config["integration"]["batch_key"],
-        seed=config["seed"],
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/plot_embeddings.py"

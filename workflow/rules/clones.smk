@@ -21,20 +21,20 @@ rule define_clones:
             subcategory="{patient}",
             labels={"patient": "{patient}", "figure": "copy-number heatmap"},
         ),
-    log:
-        "logs/define_clones/patient~{patient}.log",
-    benchmark:
-        "benchmarks/define_clones/patient~{patient}.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
-    threads: 1
-    resources:
-        mem_mb=mem_mb(factor=2, floor_mb=3000),
-        runtime=60,
     params:
         sources=clone_sources,
         clones=config["clones"],
         seed=config["seed"],
+    log:
+        "logs/define_clones/patient~{patient}.log",
+    benchmark:
+        "benchmarks/define_clones/patient~{patient}.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(factor=2, floor_mb=3000),
+        runtime=60,
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/define_clones.py"
 
@@ -73,18 +73,18 @@ rule clone_dynamics:
             subcategory="Cohort",
             labels={"figure": "cohort overview"},
         ),
+    params:
+        dynamics=config["clones"]["dynamics"],
     log:
         "logs/clone_dynamics/clone_dynamics.log",
     benchmark:
         "benchmarks/clone_dynamics/clone_dynamics.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(factor=2, floor_mb=2000),
         runtime=30,
-    params:
-        dynamics=config["clones"]["dynamics"],
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/clone_dynamics.py"
 
@@ -105,12 +105,12 @@ rule plot_clone_dynamics:
         "logs/plot_clone_dynamics/patient~{patient}.log",
     benchmark:
         "benchmarks/plot_clone_dynamics/patient~{patient}.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/plot_clone_dynamics.py"
 
@@ -150,18 +150,18 @@ rule resistance_signatures:
             subcategory="Resistant vs sensitive",
             labels={"figure": "signature scores"},
         ),
+    params:
+        resistance=config["clones"]["resistance"],
+        seed=config["seed"],
     log:
         "logs/resistance_signatures/resistance_signatures.log",
     benchmark:
         "benchmarks/resistance_signatures/resistance_signatures.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(factor=3, floor_mb=2000),
         runtime=60,
-    params:
-        resistance=config["clones"]["resistance"],
-        seed=config["seed"],
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/resistance_signatures.py"

@@ -17,18 +17,18 @@ rule cluster_cells:
             category="3. Clusters and cell types",
             labels={"table": "cluster markers"},
         ),
+    params:
+        clustering=config["clustering"],
+        seed=config["seed"],
     log:
         "logs/cluster_cells/cluster_cells.log",
     benchmark:
         "benchmarks/cluster_cells/cluster_cells.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
     threads: 2
     resources:
         mem_mb=mem_mb(factor=4, floor_mb=2000),
         runtime=120,
-    params:
-        clustering=config["clustering"],
-        seed=config["seed"],
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/cluster_cells.py"

@@ -16,9 +16,7 @@ PATIENTS = sorted(SAMPLES["patient_id"].unique())
 METHOD = config["integration"]["method"]
 
 # Settings that name samples or timepoints must match the sheet: caught here, before any job.
-_unknown_overrides = sorted(
-    set(config["qc"].get("overrides") or {}) - set(SAMPLES.index)
-)
+_unknown_overrides = sorted(set(config["qc"].get("overrides") or {}) - set(SAMPLES.index))
 if _unknown_overrides:
     raise InputError(
         f"qc.overrides names sample(s) {_unknown_overrides} that are not in the sample sheet "
@@ -121,7 +119,5 @@ def all_outputs():
         "results/tables/clones/classes.tsv",
         "results/tables/clones/resistance_de.tsv",
         "results/plots/clones/cohort_overview.png",
-        *expand(
-            "results/plots/clones/patient~{patient}/dynamics.png", patient=PATIENTS
-        ),
+        *expand("results/plots/clones/patient~{patient}/dynamics.png", patient=PATIENTS),
     ]

@@ -20,18 +20,18 @@ rule timepoint_de:
             category="4. Differential expression",
             labels={"figure": "volcano plots"},
         ),
+    params:
+        de=config["de"],
+        seed=config["seed"],
     log:
         "logs/timepoint_de/timepoint_de.log",
     benchmark:
         "benchmarks/timepoint_de/timepoint_de.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=mem_mb(factor=3, floor_mb=2000),
         runtime=60,
-    params:
-        de=config["de"],
-        seed=config["seed"],
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/timepoint_de.py"

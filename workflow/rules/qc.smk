@@ -12,20 +12,20 @@ rule qc_sample:
             subcategory="{sample}",
             labels={"sample": "{sample}", "figure": "QC metrics"},
         ),
-    log:
-        "logs/qc_sample/{sample}.log",
-    benchmark:
-        "benchmarks/qc_sample/{sample}.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
-    threads: 1
-    resources:
-        mem_mb=mem_mb(factor=30, floor_mb=2000),
-        runtime=30,
     params:
         sample=sample_row,
         qc=config["qc"],
         seed=config["seed"],
+    log:
+        "logs/qc_sample/{sample}.log",
+    benchmark:
+        "benchmarks/qc_sample/{sample}.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(factor=30, floor_mb=2000),
+        runtime=30,
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/qc_sample.py"
 
@@ -52,11 +52,11 @@ rule qc_ledger:
         "logs/qc_ledger/qc_ledger.log",
     benchmark:
         "benchmarks/qc_ledger/qc_ledger.tsv"
-    conda:
-        "../../envs/clonetrack.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(factor=5, floor_mb=1000),
         runtime=15,
+    conda:
+        "../../envs/clonetrack.yaml"
     script:
         "../scripts/qc_ledger.py"

@@ -8,7 +8,7 @@ from clonetrack import de, io, plotting  # noqa: E402
 
 cfg = snakemake.params.de
 adata = ad.read_h5ad(snakemake.input[0])
-results, summary = de.timepoint_de(adata, reference=cfg["reference_timepoint"], min_cells=cfg["min_cells"], random_state=snakemake.params.seed)
+results, summary = de.timepoint_de(adata, reference=cfg["reference_timepoint"], min_cells=cfg["min_cells"], random_state=snakemake.params.seed, n_cpus=snakemake.threads)
 fig = plotting.plot_volcanoes(results, alpha=cfg["alpha"])
 fig.savefig(snakemake.output.volcano, dpi=110, bbox_inches="tight")
 io.write_table_atomic(summary, snakemake.output.summary, index=False)

@@ -60,7 +60,9 @@ def expressed_genes(counts: pd.DataFrame, groups: pd.Series, *, min_count: int =
     return counts.columns[keep.to_numpy()]
 
 
-def fit_deseq(counts: pd.DataFrame, meta: pd.DataFrame, *, design: str, random_state: int = 0):
+def fit_deseq(
+    counts: pd.DataFrame, meta: pd.DataFrame, *, design: str, random_state: int = 0, n_cpus: int = 1
+):
     """Fit pydeseq2's model ``design`` to pseudobulk counts (rows) with metadata ``meta``."""
     from pydeseq2.dds import DeseqDataSet
 
@@ -75,7 +77,12 @@ def fit_deseq(counts: pd.DataFrame, meta: pd.DataFrame, *, design: str, random_s
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         dds = DeseqDataSet(
-            counts=counts, metadata=metadata, design=design, refit_cooks=True, quiet=True, n_cpus=1
+            counts=counts,
+            metadata=metadata,
+            design=design,
+            refit_cooks=True,
+            quiet=True,
+            n_cpus=n_cpus,
         )
         dds.deseq2()
     return dds
@@ -132,6 +139,7 @@ def timepoint_de(
     min_patients: int = 2,
     skip_types: tuple[str, ...] = ("unassigned",),
     random_state: int = 0,
+    n_cpus: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare each timepoint with ``reference`` within patients, per cell type.
 
@@ -202,6 +210,7 @@ def timepoint_de(
                 used[["patient_id", "timepoint"]],
                 design="~ patient_id + timepoint",
                 random_state=random_state,
+                n_cpus=n_cpus,
             )
             for level in testable:
                 table = contrast_table(dds, factor="timepoint", level=level, reference=reference)

@@ -19,6 +19,32 @@ UNASSIGNED = "unassigned"
 # A clone keeping its share of a shrinking leukaemia was depleted like the rest: only a clone
 # gaining share under treatment is resistant by default (configurable).
 RESISTANT = ("expanding",)
+CLASS_COLUMNS = (
+    "patient_id",
+    "clone",
+    "class",
+    "resistant",
+    "sensitive",
+    "detected_at_first",
+    "first_timepoint",
+    "first_n_cells",
+    "first_n_malignant",
+    "first_frequency",
+    "first_ci_low",
+    "first_ci_high",
+    "last_timepoint",
+    "last_n_cells",
+    "last_n_malignant",
+    "last_frequency",
+    "last_ci_low",
+    "last_ci_high",
+    "p",
+    "p_adj",
+    "log2_or",
+    "log2_or_ci_low",
+    "log2_or_ci_high",
+    "evidence",
+)
 SENSITIVE = ("contracting", "eliminated")
 
 
@@ -468,7 +494,8 @@ def classify_clones(
                 "evidence": f"{clone} ({patient}): {ev}",
             }
         )
-    return pd.DataFrame(rows)
+    # Explicit columns: a cohort without clones still gets a table downstream steps can read.
+    return pd.DataFrame(rows, columns=CLASS_COLUMNS)
 
 
 def cohort_model(

@@ -119,6 +119,9 @@ def add_doublet_scores(adata: AnnData, *, params: QCParams = QCParams(), random_
         expected_doublet_rate=params.expected_doublet_rate,
         n_prin_comps=n_pcs,
         threshold=params.doublet_threshold,
+        # Exact neighbours up to a few tens of thousands of cells: approximate search would make
+        # every sample's process compile pynndescent anew (about a minute each).
+        use_approx_neighbors=n_cells > 30000,
         random_state=random_state,
         verbose=False,
         copy=True,
