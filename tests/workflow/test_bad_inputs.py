@@ -31,7 +31,7 @@ TOY = "resources/toy"
 CASE_SHEET = f"{TOY}/case.tsv"
 
 
-from runner import copy_repo, snakemake
+from runner import REPO, copy_repo, snakemake
 
 
 # ----------------------------------------------------------------------------------------------
@@ -507,7 +507,7 @@ def test_unknown_barcodes_in_clone_table_are_counted_and_listed(edge_run):
 
 def test_fixture_inputs_are_copies():
     """The broken inputs live in temporary copies: the bundled toy is untouched."""
-    repo = _helpers.REPO
+    repo = REPO
     assert _lines_gz(repo / TOY / "counts/P1_diagnosis/barcodes.tsv.gz") == 528
     assert (repo / TOY / "counts/P1_on_treatment/matrix.mtx.gz").is_file()
     assert not (repo / CASE_SHEET).exists()
