@@ -11,12 +11,21 @@ For each size (cells in total) this script
    ``--cells-per-sample`` cells per sample; one ``.h5ad`` per sample plus ``samples.tsv``;
 2. runs the workflow on it (``snakemake --cores N --workflow-profile profiles/default``) in a
    work folder holding a snapshot of ``Snakefile``, ``workflow/``, ``config/``, ``profiles/`` and
-   ``resources/``, and reads every rule's ``benchmark:`` file (seconds, max RSS);
+   ``resources/``, in two phases: "shared" builds only ``results/tables/markers.tsv`` and
+   ``results/tables/leiden_resolutions.tsv``, i.e. the steps the bare script also does (QC,
+   scrublet, merge, HVGs, PCA, harmony, neighbours, UMAP, Leiden, markers); "rest" then runs the
+   default target, which leaves Snakemake only the remaining jobs. Each phase runs under
+   ``/usr/bin/time -v``; afterwards every rule's ``benchmark:`` file (seconds, max RSS) is read;
 3. runs the same analysis as one plain scanpy process (read, QC metrics, scrublet, concatenate,
    normalise, seurat_v3 variable genes, PCA, harmonypy, neighbours, UMAP, Leiden at the
    configured resolutions, Wilcoxon markers, one final write) under ``/usr/bin/time -v``;
-4. prints a table of wall time and peak memory and the ratio workflow / bare, and writes it to
-   ``<work>/summary.md`` and ``<work>/summary.json``.
+4. prints tables of wall time, CPU time and peak memory with the ratios shared phase / bare and
+   whole workflow / bare, and writes them to ``<work>/summary.md`` and ``<work>/summary.json``.
+
+Two peak memory figures are given for every run: "largest process" is the peak RSS of the
+largest single process (``time -v``); "concurrent" is the largest sum of the RSS of the command
+and all its descendants, sampled every 0.5 s, which counts the jobs Snakemake runs side by side
+(pages shared between processes are counted once per process, so it errs high).
 
 Usage (from the repository root; sizes are total cells)::
 
@@ -37,11 +46,16 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+# The outputs of rule cluster_cells: the last of the steps the bare script does as well.
+SHARED_TARGETS = ("results/tables/markers.tsv", "results/tables/leiden_resolutions.tsv")
 
 TIMEPOINTS = ("diagnosis", "C1", "remission", "relapse")
 # Cell types and their share among good cells; each is driven by its genes in the marker panel.
@@ -287,33 +301,120 @@ def timed(cmd: list[str]) -> list[str]:
     return ["/usr/bin/time", "-v", *cmd] if Path("/usr/bin/time").exists() else cmd
 
 
+def tree_rss_mb(pid: int) -> float:
+    """Summed RSS (MB) of process ``pid`` and all its descendants; 0 once it has gone."""
+    gone = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except gone:
+        return 0.0
+    total = 0
+    for proc in procs:
+        # jobs start and end between listing and reading; those simply do not count
+        try:
+            total += proc.memory_info().rss
+        except gone:
+            pass
+    return total / 2**20
+
+
+def measure(cmd: list[str], *, cwd: Path | None = None, interval: float = 0.5) -> dict:
+    """Run ``cmd`` under ``time -v`` while a thread samples the RSS of its whole process tree.
+
+    Returns wall time, exit code, load averages, ``time -v`` CPU and largest-process peak,
+    the concurrent peak (``concurrent_peak_rss_mb``), and the captured ``stdout``/``stderr``.
+    """
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        timed(cmd),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    done = threading.Event()
+    peak = [0.0]
+
+    def sample() -> None:
+        while True:
+            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+            if done.wait(interval):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    # communicate() drains both pipes, so a chatty command cannot block on a full one
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    return {
+        "wall_s": wall,
+        "exit_code": proc.returncode,
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
+        **time_v(stderr),
+        "concurrent_peak_rss_mb": peak[0],
+        "stdout": stdout,
+        "stderr": stderr,
+    }
+
+
 def run_workflow(workdir: Path, sheet: Path, cores: int, overrides: list[str]) -> dict:
-    """Run the snapshot in ``workdir``; return wall and CPU time, exit code, per-rule benchmarks."""
+    """Run the snapshot in ``workdir``: phase "shared" builds :data:`SHARED_TARGETS`, then
+    phase "rest" the default target.
+
+    Returns each phase's :func:`measure` figures under ``phases``, and as totals the summed wall
+    and CPU time and the larger of each peak (NaN when the shared phase failed, as the rest
+    phase is then skipped), the first non-zero exit code, and the per-rule benchmarks.
+    """
     snapshot(workdir)
-    cmd = [
+    base = [
         str(SNAKEMAKE),
         "--snakefile", str(workdir / "Snakefile"),
         "--directory", str(workdir),
         "--workflow-profile", str(workdir / "profiles/default"),
         "--cores", str(cores),
         "--keep-going",
-        "--config", f"samples={sheet}", *overrides,
     ]  # fmt: skip
-    log = workdir / "snakemake.log"
-    load = os.getloadavg()[0]
-    start = time.perf_counter()
-    proc = subprocess.run(timed(cmd), capture_output=True, text=True, env=environment())
-    wall = time.perf_counter() - start
-    log.write_text(proc.stdout + proc.stderr)
-    return {
-        "wall_s": wall,
-        "exit_code": proc.returncode,
-        "load_before": load,
-        "load_after": os.getloadavg()[0],
-        **time_v(proc.stderr),
-        "log": str(log),
-        "rules": read_benchmarks(workdir),
+    # Targets go before --config, which would take them as further overrides. --notemp keeps
+    # the shared phase from deleting temp() files that jobs of the rest phase may still need.
+    phases = {
+        "shared": [*base, "--notemp", *SHARED_TARGETS],
+        "rest": base,
     }
+    nan = float("nan")
+    result: dict = {"phases": {}}
+    for name, cmd in phases.items():
+        run = measure([*cmd, "--config", f"samples={sheet}", *overrides], cwd=workdir)
+        log = workdir / f"snakemake_{name}.log"
+        log.write_text(run.pop("stdout") + run.pop("stderr"))
+        result["phases"][name] = {**run, "log": str(log)}
+        if run["exit_code"] != 0:
+            break
+    runs = list(result["phases"].values())
+    complete = len(runs) == len(phases)
+
+    def total(key: str, combine) -> float:
+        values = [r.get(key, nan) for r in runs]
+        return combine(values) if complete else nan
+
+    result.update(
+        {
+            "exit_code": next((r["exit_code"] for r in runs if r["exit_code"] != 0), 0),
+            "load_before": runs[0]["load_before"],
+            "load_after": runs[-1]["load_after"],
+            "wall_s": total("wall_s", sum),
+            "tree_cpu_s": total("tree_cpu_s", sum),
+            "tree_peak_rss_mb": total("tree_peak_rss_mb", max),
+            "concurrent_peak_rss_mb": total("concurrent_peak_rss_mb", max),
+            "rules": read_benchmarks(workdir),
+        }
+    )
+    return result
 
 
 def summarise_rules(rules: list[dict]) -> list[dict]:
@@ -341,6 +442,16 @@ def summarise_rules(rules: list[dict]) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------
 # the bare scanpy script, run as `benchmark_cohort.py --bare SHEET OUT CONFIG_JSON`
+
+
+def markers_on_hvg(setting: bool | str, n_cells: int) -> bool:
+    """The workflow's ``clustering.markers_on_hvg``: true, false, or "auto", which tests markers
+    on highly variable genes only when the clustered object has more than 50,000 cells."""
+    if setting == "auto":
+        return n_cells > 50_000
+    if isinstance(setting, bool):
+        return setting
+    raise ValueError(f'clustering.markers_on_hvg must be true, false or "auto", not {setting!r}')
 
 
 def bare(sheet: Path, out: Path, settings: dict) -> None:
@@ -391,6 +502,8 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
             adata,
             expected_doublet_rate=qc["expected_doublet_rate"],
             n_prin_comps=30,
+            # as the workflow: exact kNN unless the sample is huge, so no pynndescent compile
+            use_approx_neighbors=adata.n_obs > 30000,
             random_state=0,
             verbose=False,
         )
@@ -444,7 +557,8 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
         f"leiden_r{clus['resolutions'][len(clus['resolutions']) // 2]:g}"
     ]
     step("leiden")
-    mask = adata.var["highly_variable"].to_numpy() if clus["markers_on_hvg"] else None
+    on_hvg = markers_on_hvg(clus["markers_on_hvg"], adata.n_obs)
+    mask = adata.var["highly_variable"].to_numpy() if on_hvg else None
     sc.tl.rank_genes_groups(
         adata, groupby="leiden", method="wilcoxon", mask_var=mask, pts=True, use_raw=False
     )
@@ -455,6 +569,7 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
     summary = {
         "steps": timings,
         "n_cells": adata.n_obs,
+        "markers_on_hvg": on_hvg,
         "peak_rss_mb": usage.ru_maxrss / 1024,
         "cpu_s": usage.ru_utime + usage.ru_stime,
     }
@@ -462,21 +577,17 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
 
 
 def run_bare(sheet: Path, out: Path, settings: dict) -> dict:
-    """Run :func:`bare` in a fresh process under ``/usr/bin/time -v``; wall, CPU, peak RSS."""
+    """Run :func:`bare` in a fresh process through :func:`measure`; its figures plus the step
+    timings the script prints."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "settings.json").write_text(json.dumps(settings))
     cmd = [sys.executable, __file__, "--bare", str(sheet), str(out), str(out / "settings.json")]
-    load = os.getloadavg()[0]
-    start = time.perf_counter()
-    proc = subprocess.run(timed(cmd), capture_output=True, text=True, env=environment())
-    wall = time.perf_counter() - start
-    (out / "stderr.log").write_text(proc.stderr)
-    result = {"wall_s": wall, "exit_code": proc.returncode, "load_before": load}
-    result["load_after"] = os.getloadavg()[0]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    result = measure(cmd)
+    stdout = result.pop("stdout")
+    (out / "stderr.log").write_text(result.pop("stderr"))
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
     if lines:
         result.update(json.loads(lines[-1]))
-    result.update(time_v(proc.stderr))
     return result
 
 
@@ -498,27 +609,61 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
 
 
 def fmt_table(results: list[dict]) -> str:
-    """Markdown tables: totals per size, then per rule and per bare step."""
+    """Markdown tables: time and peak memory per size, then per rule and per bare step.
+
+    Figures missing from a run (a skipped part, or a summary written before the shared phase
+    and the concurrent peak were measured) are left blank.
+    """
     nan = float("nan")
+
+    def num(value, spec: str = ".0f") -> str:
+        return "" if value is None or value != value else format(value, spec)
+
+    def ratio(a: float, b: float) -> str:
+        return num(a / b if b else nan, ".2f")
+
     lines = [
-        "| cells | samples | cells kept | workflow wall s | bare wall s | wall ratio "
-        "| workflow CPU s | bare CPU s | CPU ratio | workflow peak MB | bare peak MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Time (shared: the workflow's phase up to markers, the steps the bare script does; "
+        "workflow: both phases):",
+        "",
+        "| cells | samples | cells kept | bare wall s | shared wall s | shared/bare "
+        "| workflow wall s | workflow/bare | bare CPU s | shared CPU s | shared/bare "
+        "| workflow CPU s | workflow/bare |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    memory = [
+        "| cells | bare largest process MB | bare concurrent MB | shared largest process MB "
+        "| shared concurrent MB | workflow largest process MB | workflow concurrent MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         wf, b = r.get("workflow", {}), r.get("bare", {})
-        wall, bare_wall = wf.get("wall_s", nan), b.get("wall_s", nan)
-        cpu = wf.get("tree_cpu_s", nan)
-        bare_cpu = b.get("tree_cpu_s", b.get("cpu_s", nan))
-        peak = wf.get(
+        shared = wf.get("phases", {}).get("shared", {})
+        bare_wall, bare_cpu = b.get("wall_s", nan), b.get("tree_cpu_s", b.get("cpu_s", nan))
+        times = [
+            (shared.get("wall_s", nan), wf.get("wall_s", nan), bare_wall),
+            (shared.get("tree_cpu_s", nan), wf.get("tree_cpu_s", nan), bare_cpu),
+        ]
+        row = f"| {r['n_cells']:,} | {r['n_samples']} | {b.get('n_cells', '')} "
+        for part, whole, base in times:
+            row += f"| {num(base)} | {num(part)} | {ratio(part, base)} "
+            row += f"| {num(whole)} | {ratio(whole, base)} "
+        lines.append(row + "|")
+        # summaries from before time -v fall back to the rules' benchmark files
+        wf_peak = wf.get(
             "tree_peak_rss_mb", max((x["max_rss_mb"] for x in wf.get("rules", [])), default=nan)
         )
-        lines.append(
-            f"| {r['n_cells']:,} | {r['n_samples']} | {b.get('n_cells', '')} "
-            f"| {wall:.0f} | {bare_wall:.0f} | {wall / bare_wall:.2f} "
-            f"| {cpu:.0f} | {bare_cpu:.0f} | {cpu / bare_cpu:.2f} "
-            f"| {peak:.0f} | {b.get('tree_peak_rss_mb', b.get('peak_rss_mb', nan)):.0f} |"
-        )
+        peaks = [
+            b.get("tree_peak_rss_mb", b.get("peak_rss_mb", nan)),
+            b.get("concurrent_peak_rss_mb", nan),
+            shared.get("tree_peak_rss_mb", nan),
+            shared.get("concurrent_peak_rss_mb", nan),
+            wf_peak,
+            wf.get("concurrent_peak_rss_mb", nan),
+        ]
+        memory.append(f"| {r['n_cells']:,} | " + " | ".join(num(x) for x in peaks) + " |")
+    lines += ["", "Peak memory (largest process: time -v; concurrent: whole process tree):", ""]
+    lines += memory
     for r in results:
         wf = r.get("workflow")
         if wf:
@@ -534,7 +679,9 @@ def fmt_table(results: list[dict]) -> str:
                 )
         b = r.get("bare")
         if b and "steps" in b:
-            lines += ["", f"Bare script steps at {r['n_cells']:,} cells (wall s):", ""]
+            on_hvg = b.get("markers_on_hvg")
+            note = "" if on_hvg is None else f", markers on {'HVGs' if on_hvg else 'all genes'}"
+            lines += ["", f"Bare script steps at {r['n_cells']:,} cells (wall s{note}):", ""]
             lines += ["| step | s |", "|---|---:|"]
             lines += [f"| {k} | {v:.1f} |" for k, v in b["steps"].items()]
     return "\n".join(lines)
@@ -601,11 +748,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         if not args.skip_workflow:
             entry["workflow"] = run_workflow(folder / "workflow", sheet, args.cores, args.config)
-            print(
-                f"  workflow {entry['workflow']['wall_s']:.0f} s, "
-                f"exit {entry['workflow']['exit_code']}",
-                flush=True,
-            )
+            for name, run in entry["workflow"]["phases"].items():
+                print(
+                    f"  workflow {name} {run['wall_s']:.0f} s, exit {run['exit_code']}", flush=True
+                )
         if not args.skip_bare:
             entry["bare"] = run_bare(sheet, folder / "bare", settings)
             print(

@@ -399,7 +399,7 @@ def test_slurm_submission_of_the_scvi_job(workdir, fake_cluster):
         [SNAKEMAKE, "--workflow-profile", "profiles/slurm", "--sdm=env-modules", "--retries", "0",
          "--slurm-init-seconds-before-status-checks=1", "--seconds-between-status-checks=1",
          "--allowed-rules", "integrate", "--config", "integration={method: scvi}",
-         "--", "results/integrate/method~scvi/adata.h5ad"],
+         "--", "results/integrate/method~scvi/cells.h5ad"],
         workdir, env,
     )  # fmt: skip
     assert proc.returncode != 0  # the fake sbatch refused the job

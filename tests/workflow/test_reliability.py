@@ -199,7 +199,7 @@ def test_sigkill_outputs_are_whole_or_marked_incomplete(resumed_run):
     workdir = resumed_run["workdir"]
     assert state["locks"], "a killed run cannot release its lock (the test then needs --unlock)"
     # the clustering job was running: its outputs are marked incomplete for the next run
-    running = {"results/cluster/adata.h5ad", "results/tables/leiden_resolutions.tsv",
+    running = {"results/cluster/cells.h5ad", "results/tables/leiden_resolutions.tsv",
                "results/tables/markers.tsv"}
     assert running <= set(state["incomplete"]), state["incomplete"]
     assert not any(f.startswith("results/final/") for f in state["files"])

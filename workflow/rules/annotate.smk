@@ -1,9 +1,10 @@
 rule annotate_cells:
     input:
-        adata="results/cluster/adata.h5ad",
+        merged="results/merged/adata.h5ad",
+        cells="results/cluster/cells.h5ad",
         markers=config["annotation"]["markers"],
     output:
-        adata=temp("results/annotate/adata.h5ad"),
+        cells=temp("results/annotate/cells.h5ad"),
         clusters=report(
             "results/tables/cluster_annotation.tsv",
             caption="../report/cluster_annotation.rst",
@@ -25,7 +26,7 @@ rule annotate_cells:
         "benchmarks/annotate_cells/annotate_cells.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(factor=3, floor_mb=2000),
+        mem_mb=mem_mb(factor=1, floor_mb=2000),
         runtime=60,
     conda:
         "../../envs/clonetrack.yaml"
@@ -35,7 +36,8 @@ rule annotate_cells:
 
 rule finalise:
     input:
-        adata="results/annotate/adata.h5ad",
+        merged="results/merged/adata.h5ad",
+        cells="results/annotate/cells.h5ad",
         ledger="results/tables/qc_ledger.tsv",
         clones=patient_outputs("cells.tsv.gz"),
     output:
@@ -46,7 +48,7 @@ rule finalise:
         "benchmarks/finalise/finalise.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(factor=3, floor_mb=2000),
+        mem_mb=mem_mb(factor=0.5, floor_mb=2000),
         runtime=30,
     conda:
         "../../envs/clonetrack.yaml"
@@ -85,7 +87,7 @@ rule plot_embeddings:
         "benchmarks/plot_embeddings/plot_embeddings.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(factor=3, floor_mb=2000),
+        mem_mb=mem_mb(factor=0.5, floor_mb=2000),
         runtime=30,
     conda:
         "../../envs/clonetrack.yaml"

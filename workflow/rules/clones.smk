@@ -1,7 +1,8 @@
 rule define_clones:
     input:
         unpack(clone_inputs),
-        adata="results/annotate/adata.h5ad",
+        merged="results/merged/adata.h5ad",
+        cells="results/annotate/cells.h5ad",
         positions=config["clones"]["cnv"]["gene_positions"],
     output:
         cells="results/clones/patient~{patient}/cells.tsv.gz",
@@ -31,7 +32,7 @@ rule define_clones:
         "benchmarks/define_clones/patient~{patient}.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(factor=2, floor_mb=3000),
+        mem_mb=patient_mem_mb(factor=4, floor_mb=3000),
         runtime=60,
     conda:
         "../../envs/clonetrack.yaml"
@@ -81,7 +82,7 @@ rule clone_dynamics:
         "benchmarks/clone_dynamics/clone_dynamics.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(factor=2, floor_mb=2000),
+        mem_mb=mem_mb(factor=0.2, floor_mb=2000),
         runtime=30,
     conda:
         "../../envs/clonetrack.yaml"
@@ -159,7 +160,7 @@ rule resistance_signatures:
         "benchmarks/resistance_signatures/resistance_signatures.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(factor=3, floor_mb=2000),
+        mem_mb=mem_mb(factor=1, floor_mb=2000),
         runtime=60,
     conda:
         "../../envs/clonetrack.yaml"

@@ -2,9 +2,10 @@
 # process (about a minute), so splitting them would pay that cost several times.
 rule cluster_cells:
     input:
-        f"results/integrate/method~{METHOD}/adata.h5ad",
+        merged="results/merged/adata.h5ad",
+        cells=f"results/integrate/method~{METHOD}/cells.h5ad",
     output:
-        adata="results/cluster/adata.h5ad",
+        cells="results/cluster/cells.h5ad",
         resolutions=report(
             "results/tables/leiden_resolutions.tsv",
             caption="../report/cluster_resolutions.rst",
@@ -26,7 +27,7 @@ rule cluster_cells:
         "benchmarks/cluster_cells/cluster_cells.tsv"
     threads: 2
     resources:
-        mem_mb=mem_mb(factor=4, floor_mb=2000),
+        mem_mb=mem_mb(factor=2, floor_mb=2000),
         runtime=120,
     conda:
         "../../envs/clonetrack.yaml"

@@ -102,6 +102,18 @@ def mem_mb(factor, floor_mb=1000):
     return estimate
 
 
+def patient_mem_mb(factor, floor_mb=1000):
+    """``mem_mb`` of a per-patient job: the merged object's estimate scaled by the patient's
+    share of samples, doubled on each retry."""
+
+    def estimate(wildcards, input, attempt):
+        share = float((SAMPLES["patient_id"] == wildcards.patient).mean())
+        size = input_mb(input.merged, factor, floor_mb=0) * share
+        return max(floor_mb, int(size)) * 2 ** (attempt - 1)
+
+    return estimate
+
+
 def patient_outputs(kind):
     """One clone output of each patient."""
     return expand(f"results/clones/patient~{{patient}}/{kind}", patient=PATIENTS)

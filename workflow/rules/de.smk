@@ -29,7 +29,7 @@ rule timepoint_de:
         "benchmarks/timepoint_de/timepoint_de.tsv"
     threads: 2
     resources:
-        mem_mb=mem_mb(factor=3, floor_mb=2000),
+        mem_mb=mem_mb(factor=1.5, floor_mb=2000),
         runtime=60,
     conda:
         "../../envs/clonetrack.yaml"

@@ -26,7 +26,7 @@ rule integrate:
     input:
         "results/merged/adata.h5ad",
     output:
-        "results/integrate/method~{method}/adata.h5ad",
+        "results/integrate/method~{method}/cells.h5ad",
     params:
         integration=config["integration"],
         seed=config["seed"],
@@ -36,7 +36,7 @@ rule integrate:
         "benchmarks/integrate/method~{method}.tsv"
     threads: 2
     resources:
-        mem_mb=mem_mb(factor=3, floor_mb=2000),
+        mem_mb=mem_mb(factor=1, floor_mb=2000),
         runtime=lambda wildcards: 240 if wildcards.method == "scvi" else 60,
         gpu=lambda wildcards: 1 if wildcards.method == "scvi" else 0,
     conda:

@@ -5,11 +5,15 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 import anndata as ad  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from clonetrack import annotate, io  # noqa: E402
+from clonetrack import annotate, io, store  # noqa: E402
 
 cfg = snakemake.params.annotation
-adata = ad.read_h5ad(snakemake.input.adata)
+cells = ad.read_h5ad(snakemake.input.cells)
 markers = annotate.load_markers(snakemake.input.markers)
+# The panel's genes are all the scoring reads; genes absent from the data stay reported as missing.
+var_names = store.read_parts(snakemake.input.merged, obsm=False, uns=False).var_names
+adata = store.read_parts(snakemake.input.merged, matrix="X", genes=var_names.isin(markers["gene"]), obsm=False, uns=False)
+adata.obs, adata.obsm, adata.obsp, adata.uns = cells.obs, cells.obsm, cells.obsp, cells.uns
 annotate.score_cell_types(
     adata,
     markers,
@@ -22,4 +26,4 @@ clusters = annotate.annotate_clusters(adata, cluster_key="leiden", cell_key="cel
 composition = pd.crosstab(adata.obs["sample_id"], adata.obs["cell_type"]).reset_index()
 io.write_table_atomic(clusters, snakemake.output.clusters, index=False)
 io.write_table_atomic(composition, snakemake.output.composition, index=False)
-io.write_h5ad_atomic(adata, snakemake.output.adata)
+store.write_cells(adata, snakemake.output.cells)

@@ -4,19 +4,26 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed, threads=snakem
 
 import anndata as ad  # noqa: E402
 
-from clonetrack import cluster, io  # noqa: E402
+from clonetrack import cluster, io, store  # noqa: E402
 
 cfg = snakemake.params.clustering
-adata = ad.read_h5ad(snakemake.input[0])
+cells = ad.read_h5ad(snakemake.input.cells)
 resolutions = cluster.embed_and_cluster(
-    adata,
-    use_rep=adata.uns["clonetrack"]["integrate"]["embedding"],
+    cells,
+    use_rep=cells.uns["clonetrack"]["integrate"]["embedding"],
     n_neighbors=cfg["n_neighbors"],
     resolutions=tuple(cfg["resolutions"]),
     min_cluster_fraction=cfg["min_cluster_fraction"],
     random_state=snakemake.params.seed,
 )
-markers = cluster.find_markers(adata, groupby="leiden", on_hvg=cfg["markers_on_hvg"], n_markers=cfg["n_markers"])
+# Only the genes to be tested are read from the merged matrices.
+genes = store.read_parts(snakemake.input.merged, obsm=False, uns=False).var["highly_variable"].to_numpy()
+on_hvg = cluster.markers_on_hvg(cfg["markers_on_hvg"], cells.n_obs)
+expression = store.read_parts(snakemake.input.merged, matrix="X", genes=genes if on_hvg else None, obsm=False, uns=False)
+expression.obs["leiden"] = cells.obs["leiden"]
+markers = cluster.find_markers(expression, groupby="leiden", n_markers=cfg["n_markers"])
+log.info("markers of %d clusters on %d genes (%s)", cells.obs["leiden"].nunique(), expression.n_vars, "variable genes" if on_hvg else "all genes")
+cells.uns["clonetrack"]["cluster"]["markers_on_hvg"] = on_hvg
 io.write_table_atomic(resolutions, snakemake.output.resolutions, index=False)
 io.write_table_atomic(markers, snakemake.output.markers, index=False)
-io.write_h5ad_atomic(adata, snakemake.output.adata)
+store.write_cells(cells, snakemake.output.cells)

@@ -4,22 +4,39 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
 import anndata as ad  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from clonetrack import cnv, io, patient_clones  # noqa: E402
+from clonetrack import cnv, io, patient_clones, store  # noqa: E402
 
 cfg = snakemake.params.clones
 patient = snakemake.wildcards.patient
-backed = ad.read_h5ad(snakemake.input.adata, backed="r")
-adata = backed[(backed.obs["patient_id"] == patient).to_numpy()].to_memory()
+metadata = ad.read_h5ad(snakemake.input.cells)
 sources = snakemake.params.sources
 tables = {s: io.read_clone_table(p["clones"], sample_id=s) for s, p in sources.items() if p["clones"]}
 lineage = {s: io.read_counts(p["lineage_barcodes"], sample_id=s, feature_type=None) for s, p in sources.items() if p["lineage_barcodes"] and not p["clones"]}
 cnv_cfg = dict(cfg["cnv"])
 positions = cnv.load_gene_positions(cnv_cfg.pop("gene_positions")) if cfg["infer_cnv"] else None
 reference_samples = tuple(cnv_cfg.pop("reference_samples"))
-other_reference = (backed.obs["sample_id"].isin(reference_samples) & (backed.obs["patient_id"] != patient)).to_numpy()
-reference_cells = backed[other_reference].to_memory() if cfg["infer_cnv"] and other_reference.any() else None
+own = (metadata.obs["patient_id"] == patient).to_numpy()
+other_reference = metadata.obs["sample_id"].isin(reference_samples).to_numpy() & ~own
+
+
+def expression(selected):
+    """Log-normalised expression of positioned genes for the selected cells, with their metadata."""
+    var_names = store.read_parts(snakemake.input.merged, obsm=False, uns=False).var_names
+    genes = var_names.isin(positions.index) if positions is not None else np.zeros(len(var_names), dtype=bool)
+    part = store.read_parts(snakemake.input.merged, matrix="X", cells=selected, genes=genes, obsm=False, uns=False)
+    obs = metadata.obs[selected]
+    if not part.obs_names.equals(obs.index):
+        raise RuntimeError(f"{snakemake.input.merged} and {snakemake.input.cells} list different cells")
+    part.obs = obs
+    return part
+
+
+# Copy-number inference needs the expression of positioned genes; other sources need only metadata.
+adata = expression(own)
+reference_cells = expression(other_reference) if cfg["infer_cnv"] and other_reference.any() else None
 cnv_cfg["reference_categories"] = tuple(cnv_cfg.pop("reference_cell_types"))
 cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
     adata, patient_id=patient, clone_tables=tables, lineage_counts=lineage, lineage_params=cfg["lineage"],

@@ -2,11 +2,9 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-import anndata as ad  # noqa: E402
+from clonetrack import io, metrics, plotting, store  # noqa: E402
 
-from clonetrack import io, metrics, plotting  # noqa: E402
-
-adata = ad.read_h5ad(snakemake.input[0])
+adata = store.read_parts(snakemake.input[0])
 fig = plotting.plot_umaps(adata, keys=["sample_id", "timepoint", "patient_id", "leiden", "cell_type"])
 fig.savefig(snakemake.output.umap, dpi=110, bbox_inches="tight")
 table = metrics.integration_metrics(adata, batch_key=snakemake.params.batch_key, label_key="cell_type", random_state=snakemake.params.seed)

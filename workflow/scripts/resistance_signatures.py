@@ -2,13 +2,14 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-import anndata as ad  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from clonetrack import annotate, io, plotting_clones, resistance  # noqa: E402
+from clonetrack import annotate, io, plotting_clones, resistance, store  # noqa: E402
 
 cfg = snakemake.params.resistance
-adata = ad.read_h5ad(snakemake.input.adata)
+# Both analyses use the raw counts of malignant cells only.
+obs = store.read_parts(snakemake.input.adata, obsm=False, uns=False).obs
+adata = store.read_parts(snakemake.input.adata, matrix="counts", cells=obs["malignant"].astype(bool).to_numpy(), obsm=False, uns=False)
 classes = pd.read_csv(snakemake.input.classes, sep="\t", dtype={"patient_id": str, "clone": str})
 table, summary = resistance.resistance_de(adata, classes, min_cells=cfg["min_cells"], by_cell_type=cfg["by_cell_type"], min_patients=cfg["min_patients"], random_state=snakemake.params.seed)
 log.info("resistance DE: %s", summary)

@@ -2,12 +2,10 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-import anndata as ad  # noqa: E402
-
-from clonetrack import de, io, plotting  # noqa: E402
+from clonetrack import de, io, plotting, store  # noqa: E402
 
 cfg = snakemake.params.de
-adata = ad.read_h5ad(snakemake.input[0])
+adata = store.read_parts(snakemake.input[0], matrix="counts", obsm=False)
 results, summary = de.timepoint_de(adata, reference=cfg["reference_timepoint"], min_cells=cfg["min_cells"], random_state=snakemake.params.seed, n_cpus=snakemake.threads)
 fig = plotting.plot_volcanoes(results, alpha=cfg["alpha"])
 fig.savefig(snakemake.output.volcano, dpi=110, bbox_inches="tight")

@@ -46,8 +46,14 @@ def attach_clones(adata: AnnData, clones: pd.DataFrame) -> None:
             adata.obs[column] = pd.Categorical(values.fillna("").astype(str).to_numpy())
 
 
-def check_final(adata: AnnData, ledger: pd.DataFrame) -> None:
-    """Raise ``AssertionError`` naming every inconsistency between the object and the QC ledger."""
+def check_final(
+    adata: AnnData, ledger: pd.DataFrame, *, matrix_shapes: dict[str, tuple] | None = None
+) -> None:
+    """Raise ``AssertionError`` naming every inconsistency between the object and the QC ledger.
+
+    ``matrix_shapes`` (from :func:`clonetrack.store.matrix_shapes`) stands in for matrices kept
+    on disk: ``adata`` may then be the cell metadata alone.
+    """
     problems = []
     missing = [c for c in REQUIRED_OBS if c not in adata.obs]
     if missing:
@@ -56,7 +62,12 @@ def check_final(adata: AnnData, ledger: pd.DataFrame) -> None:
     for key in (*REQUIRED_OBSM, embedding):
         if key and (key not in adata.obsm or adata.obsm[key].shape[0] != adata.n_obs):
             problems.append(f"obsm[{key!r}] missing or of wrong length")
-    if "counts" not in adata.layers:
+    if matrix_shapes is not None:
+        for name in ("X", "counts"):
+            shape = matrix_shapes.get(name)
+            if shape is None or shape[0] != adata.n_obs:
+                problems.append(f"{name} missing or of wrong shape {shape} for {adata.n_obs} cells")
+    elif "counts" not in adata.layers:
         problems.append("layers['counts'] missing")
     else:
         counts = adata.layers["counts"]

@@ -98,6 +98,18 @@ def embed_and_cluster(
     return table
 
 
+# Above this many cells, "auto" tests markers on the highly variable genes only: Wilcoxon on all
+# genes then dominates the clustering job (172 s of 760 s for 100,000 cells) for little gain.
+AUTO_HVG_MARKERS_ABOVE = 50_000
+
+
+def markers_on_hvg(setting: bool | str, n_cells: int) -> bool:
+    """Resolve ``clustering.markers_on_hvg`` (true, false or "auto") for ``n_cells`` cells."""
+    if setting == "auto":
+        return n_cells > AUTO_HVG_MARKERS_ABOVE
+    return bool(setting)
+
+
 def find_markers(
     adata: AnnData,
     *,

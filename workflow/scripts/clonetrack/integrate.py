@@ -13,22 +13,21 @@ from .errors import InputError
 EMBEDDING_KEYS = {"harmony": "X_harmony", "scvi": "X_scVI", "none": "X_pca"}
 
 
-def merge_samples(adatas: dict[str, AnnData], samples: pd.DataFrame) -> AnnData:
-    """Concatenate QC-passed samples (inner join on genes) and attach the sheet's design columns.
-
-    Genes measured in some samples only are dropped (their number is recorded); samples sharing
-    no genes are refused.
-    """
-    gene_sets = {sid: set(a.var_names) for sid, a in adatas.items()}
-    common = set.intersection(*gene_sets.values())
+def _common_genes(gene_sets: dict[str, pd.Index]) -> tuple[int, int]:
+    """Numbers of genes shared by all samples and of genes dropped; refuses no shared gene."""
+    sets = {sid: set(genes) for sid, genes in gene_sets.items()}
+    common = set.intersection(*sets.values())
     if not common:
         raise InputError(
             "The samples share no gene names ("
-            + ", ".join(f"{sid}: {len(g)} genes" for sid, g in gene_sets.items())
+            + ", ".join(f"{sid}: {len(g)} genes" for sid, g in sets.items())
             + "). Check that all count files use the same gene identifiers (symbols)."
         )
-    union = set.union(*gene_sets.values())
-    merged = ad.concat(adatas, join="inner", label="sample_id", index_unique=None, merge="same")
+    return len(common), len(set.union(*sets.values())) - len(common)
+
+
+def _add_design(merged: AnnData, samples: pd.DataFrame, n_common: int, n_dropped: int) -> None:
+    """Attach the sheet's design columns to every cell and record the merge."""
     design = samples.drop(columns=["path", "format", "clones", "lineage_barcodes"], errors="ignore")
     for column in design.columns:
         values = merged.obs["sample_id"].map(design[column]).to_numpy()
@@ -39,11 +38,43 @@ def merge_samples(adatas: dict[str, AnnData], samples: pd.DataFrame) -> AnnData:
     merged.obs["sample_id"] = pd.Categorical(merged.obs["sample_id"].astype(str))
     merged.uns["clonetrack"] = {
         "merge": {
-            "n_samples": len(adatas),
-            "n_genes_common": len(common),
-            "n_genes_dropped_not_in_all_samples": len(union) - len(common),
+            "n_samples": int(merged.obs["sample_id"].nunique()),
+            "n_genes_common": n_common,
+            "n_genes_dropped_not_in_all_samples": n_dropped,
         }
     }
+
+
+def merge_samples(adatas: dict[str, AnnData], samples: pd.DataFrame) -> AnnData:
+    """Concatenate QC-passed samples (inner join on genes) and attach the sheet's design columns.
+
+    Genes measured in some samples only are dropped (their number is recorded); samples sharing
+    no genes are refused.
+    """
+    n_common, n_dropped = _common_genes({sid: a.var_names for sid, a in adatas.items()})
+    merged = ad.concat(adatas, join="inner", label="sample_id", index_unique=None, merge="same")
+    _add_design(merged, samples, n_common, n_dropped)
+    return merged
+
+
+def merge_samples_on_disk(
+    paths: dict[str, str], samples: pd.DataFrame, counts_path: str
+) -> AnnData:
+    """:func:`merge_samples` for ``.h5ad`` files, concatenated on disk into ``counts_path``.
+
+    Only the result is ever in memory, never the samples beside it: at a million cells each
+    copy of the matrix is about 12 GB.
+    """
+    from anndata.experimental import concat_on_disk
+
+    from .store import read_parts
+
+    n_common, n_dropped = _common_genes(
+        {sid: read_parts(path, obsm=False, uns=False).var_names for sid, path in paths.items()}
+    )
+    concat_on_disk(paths, counts_path, join="inner", label="sample_id", merge="same")
+    merged = ad.read_h5ad(counts_path)
+    _add_design(merged, samples, n_common, n_dropped)
     return merged
 
 
@@ -53,13 +84,17 @@ def normalise_and_select(
     target_sum: float = 1e4,
     n_top_genes: int = 2000,
     batch_key: str | None = "sample_id",
+    keep_counts: bool = True,
 ) -> None:
-    """Keep raw counts in ``layers["counts"]``, normalise and log ``X``, flag variable genes.
+    """Flag variable genes on raw counts, then normalise and log ``X`` in place.
 
     Highly variable genes use seurat_v3 on raw counts, ranked within each batch and combined, so a
-    gene that varies only because of a batch does not dominate.
+    gene that varies only because of a batch does not dominate. With ``keep_counts`` the raw
+    counts are first copied to ``layers["counts"]``; without, the caller keeps them elsewhere (on
+    disk) and only one matrix is ever held.
     """
-    adata.layers["counts"] = adata.X.copy()
+    if keep_counts:
+        adata.layers["counts"] = adata.X.copy()
     n_top = min(n_top_genes, adata.n_vars)
     batches = adata.obs[batch_key] if batch_key else None
     use_batch = batch_key if batches is not None and batches.nunique() > 1 else None
@@ -71,7 +106,6 @@ def normalise_and_select(
                 adata,
                 flavor="seurat_v3",
                 n_top_genes=n_top,
-                layer="counts",
                 batch_key=use_batch,
                 span=span,
             )

@@ -744,7 +744,7 @@ def read_clone_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFrame
 
 
 @contextlib.contextmanager
-def _atomic_target(path: os.PathLike | str) -> Iterator[str]:
+def atomic_target(path: os.PathLike | str) -> Iterator[str]:
     """A temporary name in the target's folder, moved over ``path`` only if writing succeeds.
 
     The temporary name ends with the target's name so writers that infer compression or format
@@ -779,7 +779,7 @@ def write_h5ad_atomic(adata: ad.AnnData, path: os.PathLike | str, **write_kwargs
     **write_kwargs
         Passed to :meth:`anndata.AnnData.write_h5ad` (e.g. ``compression="gzip"``).
     """
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         adata.write_h5ad(tmp, **write_kwargs)
 
 
@@ -796,5 +796,5 @@ def write_table_atomic(df: pd.DataFrame, path: os.PathLike | str, **to_csv_kwarg
         Passed to :meth:`pandas.DataFrame.to_csv`; ``sep`` defaults to a tab.
     """
     to_csv_kwargs.setdefault("sep", "\t")
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         df.to_csv(tmp, **to_csv_kwargs)

@@ -1,0 +1,119 @@
+"""Partial reads and file-level assembly of .h5ad files, checked against in-memory AnnData."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from clonetrack import checks, cluster, store
+
+
+@pytest.fixture
+def stored(tmp_path, monkeypatch):
+    """A file with sparse X and counts, obsm, obsp and uns; small row blocks to exercise them."""
+    monkeypatch.setattr(store, "_BLOCK_ROWS", 7)
+    rng = np.random.default_rng(0)
+    counts = sp.random(60, 40, density=0.3, format="csr", random_state=1, dtype=np.float32)
+    counts.data = np.ceil(counts.data * 10)
+    adata = ad.AnnData(
+        X=counts.multiply(1 / 3).tocsr().astype(np.float32),
+        obs=pd.DataFrame(
+            {"sample_id": pd.Categorical(np.repeat(["A", "B", "C"], 20))},
+            index=[f"cell{i}" for i in range(60)],
+        ),
+        var=pd.DataFrame(
+            {"highly_variable": rng.random(40) < 0.4}, index=[f"G{i}" for i in range(40)]
+        ),
+    )
+    adata.layers["counts"] = counts
+    adata.obsm["X_pca"] = rng.normal(size=(60, 5)).astype(np.float32)
+    adata.obsp["connectivities"] = sp.random(60, 60, density=0.1, format="csr", random_state=2)
+    adata.uns["clonetrack"] = {"merge": {"n_samples": 3}}
+    path = tmp_path / "merged.h5ad"
+    adata.write_h5ad(path)
+    return path, adata
+
+
+def test_read_parts_matches_in_memory_subset(stored):
+    path, adata = stored
+    cells = (adata.obs["sample_id"] != "B").to_numpy()
+    genes = ["G30", "G2", "G17"]  # out of order on purpose: the file's order is kept
+    part = store.read_parts(path, matrix="counts", cells=cells, genes=genes, obsp=True)
+    expected = adata[cells, ["G2", "G17", "G30"]]
+    assert part.X is None and list(part.layers) == ["counts"]
+    np.testing.assert_array_equal(part.layers["counts"].toarray(), expected.layers["counts"].toarray())
+    assert list(part.obs_names) == list(expected.obs_names)
+    assert list(part.var_names) == ["G2", "G17", "G30"]
+    np.testing.assert_array_equal(part.obsm["X_pca"], expected.obsm["X_pca"])
+    np.testing.assert_array_equal(
+        part.obsp["connectivities"].toarray(), expected.obsp["connectivities"].toarray()
+    )
+    assert part.uns["clonetrack"]["merge"]["n_samples"] == 3
+
+
+def test_read_parts_x_all_genes_and_metadata_only(stored):
+    path, adata = stored
+    full = store.read_parts(path, matrix="X", obsm=False, uns=False)
+    np.testing.assert_array_equal(full.X.toarray(), adata.X.toarray())
+    assert not full.layers and not full.obsm and not full.uns
+    meta = store.read_parts(path)
+    assert meta.X is None and meta.shape == adata.shape and not meta.layers
+
+
+def test_read_parts_refuses_unknown_genes_and_bad_masks(stored):
+    path, _ = stored
+    with pytest.raises(KeyError, match="NOPE"):
+        store.read_parts(path, matrix="X", genes=["G1", "NOPE"])
+    with pytest.raises(ValueError, match="mask of length 3"):
+        store.read_parts(path, cells=np.ones(3, dtype=bool))
+
+
+def test_write_cells_then_assemble_round_trip(stored, tmp_path):
+    path, adata = stored
+    cells = store.read_parts(path, obsp=True)
+    cells.obs["cell_type"] = pd.Categorical(np.repeat(["HSC", "Mono", "T"], 20))
+    cells.obsm["X_umap"] = np.arange(120, dtype=np.float32).reshape(60, 2)
+    store.write_cells(cells, tmp_path / "cells.h5ad")
+    slim = ad.read_h5ad(tmp_path / "cells.h5ad")
+    assert slim.n_vars == 0 and "cell_type" in slim.obs and "X_umap" in slim.obsm
+
+    store.assemble(path, slim, tmp_path / "final.h5ad")
+    final = ad.read_h5ad(tmp_path / "final.h5ad")
+    assert final.shape == adata.shape
+    np.testing.assert_array_equal(final.X.toarray(), adata.X.toarray())
+    np.testing.assert_array_equal(final.layers["counts"].toarray(), adata.layers["counts"].toarray())
+    assert list(final.obs["cell_type"].cat.categories) == ["HSC", "Mono", "T"]
+    np.testing.assert_array_equal(final.obsm["X_umap"], cells.obsm["X_umap"])
+    assert list(final.var_names) == list(adata.var_names)
+    assert store.matrix_shapes(tmp_path / "final.h5ad") == {"X": (60, 40), "counts": (60, 40)}
+
+
+def test_assemble_refuses_other_cells_and_leaves_no_file(stored, tmp_path):
+    path, _ = stored
+    cells = store.read_parts(path)[::-1].copy()
+    with pytest.raises(ValueError, match="disagree on the cells"):
+        store.assemble(path, cells, tmp_path / "final.h5ad")
+    assert not (tmp_path / "final.h5ad").exists()
+
+
+def test_check_final_uses_stored_shapes(stored):
+    path, adata = stored
+    cells = store.read_parts(path)
+    for column in checks.REQUIRED_OBS:
+        if column not in cells.obs:
+            cells.obs[column] = "x"
+    for key in checks.REQUIRED_OBSM:
+        cells.obsm[key] = np.zeros((60, 2))
+    ledger = pd.DataFrame({"sample_id": ["A", "B", "C"], "n_cells_kept": [20, 20, 20]})
+    checks.check_final(cells, ledger, matrix_shapes={"X": (60, 40), "counts": (60, 40)})
+    with pytest.raises(AssertionError, match="counts missing"):
+        checks.check_final(cells, ledger, matrix_shapes={"X": (60, 40)})
+
+
+@pytest.mark.parametrize(
+    ("setting", "n_cells", "expected"),
+    [("auto", 50_000, False), ("auto", 50_001, True), (True, 10, True), (False, 10**6, False)],
+)
+def test_markers_on_hvg_setting(setting, n_cells, expected):
+    assert cluster.markers_on_hvg(setting, n_cells) is expected

@@ -1,0 +1,176 @@
+"""Read and write parts of an ``.h5ad`` file, so rules move only what they use.
+
+The expression matrices (log-normalised ``X`` and raw ``layers["counts"]``) are written once, by
+the merge, and copied once into the final object. Every rule in between exchanges cell metadata
+and embeddings only (:func:`write_cells`), and reads from the merged file just the matrix, cells
+and genes it needs (:func:`read_parts`). At a million cells each matrix is about 12 GB; no rule
+holds both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata.io import read_elem, sparse_dataset, write_elem
+
+from clonetrack.io import atomic_target
+
+# Rows read per block when a matrix is subset by gene: bounds the transient full-width block.
+_BLOCK_ROWS = 20_000
+
+
+def _indexer(selection, index: pd.Index) -> np.ndarray:
+    """Sorted integer positions from ``None`` (all), a boolean mask, or names in ``index``."""
+    if selection is None:
+        return np.arange(len(index))
+    values = np.asarray(selection)
+    if values.dtype == bool:
+        if len(values) != len(index):
+            raise ValueError(f"mask of length {len(values)} for an axis of length {len(index)}")
+        return np.flatnonzero(values)
+    positions = index.get_indexer(pd.Index(values))
+    if (positions < 0).any():
+        missing = list(pd.Index(values)[positions < 0][:5])
+        raise KeyError(f"not in the file: {missing}")
+    return np.sort(positions)
+
+
+def _read_matrix(elem, rows: np.ndarray, cols: np.ndarray, n_cols: int):
+    """Rows x columns of a stored matrix, reading row blocks so memory follows the selection."""
+    if isinstance(elem, h5py.Dataset):
+        return np.asarray(elem[rows, :])[:, cols]
+    matrix = sparse_dataset(elem)
+    all_cols = len(cols) == n_cols
+    if matrix.format == "csc":
+        block = matrix[:, cols] if not all_cols else matrix[:, :]
+        return sp.csr_matrix(block[rows])
+    if all_cols:
+        return matrix[rows]
+    blocks = [
+        matrix[rows[start : start + _BLOCK_ROWS]][:, cols]
+        for start in range(0, len(rows), _BLOCK_ROWS)
+    ]
+    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(cols)))
+
+
+def read_parts(
+    path: os.PathLike | str,
+    *,
+    matrix: str | None = None,
+    cells=None,
+    genes=None,
+    obsm: bool = True,
+    obsp: bool = False,
+    uns: bool = True,
+) -> ad.AnnData:
+    """Read cell metadata and, optionally, one matrix of an ``.h5ad`` restricted to cells and genes.
+
+    Parameters
+    ----------
+    path
+        An ``.h5ad`` file.
+    matrix
+        ``"X"``, the name of a layer (e.g. ``"counts"``), or ``None`` for no matrix. The matrix
+        keeps its place (a layer stays a layer, ``X`` is then ``None``); the shape is always
+        cells x genes.
+    cells, genes
+        Boolean masks or names; ``None`` keeps all. Order follows the file.
+    obsm, obsp, uns
+        Whether to read these.
+    """
+    with h5py.File(path, "r") as f:
+        obs = read_elem(f["obs"])
+        var = read_elem(f["var"])
+        rows = _indexer(cells, obs.index)
+        cols = _indexer(genes, var.index)
+        parts = {}
+        if matrix == "X":
+            parts["X"] = _read_matrix(f["X"], rows, cols, len(var))
+        elif matrix is not None:
+            parts["layers"] = {matrix: _read_matrix(f["layers"][matrix], rows, cols, len(var))}
+        if obsm and "obsm" in f:
+            parts["obsm"] = {k: np.asarray(read_elem(v))[rows] for k, v in f["obsm"].items()}
+        if obsp and "obsp" in f:
+            parts["obsp"] = {k: sp.csr_matrix(read_elem(v))[rows][:, rows] for k, v in f["obsp"].items()}
+        if uns and "uns" in f:
+            parts["uns"] = read_elem(f["uns"])
+    return ad.AnnData(obs=obs.iloc[rows], var=var.iloc[cols], **parts)
+
+
+def write_cells(adata: ad.AnnData, path: os.PathLike | str) -> None:
+    """Write the cell-level parts of ``adata`` (obs, obsm, obsp, uns) without any matrix or genes."""
+    cells = ad.AnnData(
+        obs=adata.obs,
+        obsm=dict(adata.obsm),
+        obsp=dict(adata.obsp),
+        uns=dict(adata.uns),
+    )
+    with atomic_target(path) as tmp:
+        cells.write_h5ad(tmp)
+
+
+def assemble(matrices: os.PathLike | str, cells: ad.AnnData, path: os.PathLike | str) -> None:
+    """Write ``path`` as a copy of ``matrices`` whose obs, obsm, obsp and uns are those of ``cells``.
+
+    ``cells`` must describe the same cells in the same order as ``matrices``. The matrices are
+    copied at file level and never loaded.
+    """
+    with h5py.File(matrices, "r") as f:
+        names = read_elem(f["obs"]).index
+    if not names.equals(cells.obs_names):
+        raise ValueError(
+            f"{matrices} and the cell metadata disagree on the cells "
+            f"({len(names)} vs {cells.n_obs}, or a different order)"
+        )
+    with atomic_target(path) as tmp:
+        shutil.copyfile(matrices, tmp)
+        with h5py.File(tmp, "r+") as f:
+            for key, value in (
+                ("obs", cells.obs),
+                ("obsm", dict(cells.obsm)),
+                ("obsp", dict(cells.obsp)),
+                ("uns", dict(cells.uns)),
+            ):
+                if key in f:
+                    del f[key]
+                write_elem(f, key, value)
+
+
+def write_with_layer(adata: ad.AnnData, path: os.PathLike | str, *, layer: str, source) -> None:
+    """Write ``adata`` with ``layers[layer]`` copied from the ``X`` of the file ``source``.
+
+    The layer goes from file to file and is never loaded. ``source`` must hold the same cells and
+    genes in the same order.
+    """
+    with h5py.File(source, "r") as f:
+        same = read_elem(f["obs"]).index.equals(adata.obs_names) and read_elem(
+            f["var"]
+        ).index.equals(adata.var_names)
+    if not same:
+        raise ValueError(f"{source} does not hold the cells and genes of the object being written")
+    with atomic_target(path) as tmp:
+        adata.write_h5ad(tmp)
+        with h5py.File(source, "r") as src, h5py.File(tmp, "r+") as dst:
+            if "layers" not in dst:
+                write_elem(dst, "layers", {})
+            src.copy(src["X"], dst["layers"], name=layer)
+
+
+def matrix_shapes(path: os.PathLike | str, layers: Sequence[str] = ("counts",)) -> dict[str, tuple]:
+    """Shapes of ``X`` and the named layers as stored, without reading them."""
+    shapes = {}
+    with h5py.File(path, "r") as f:
+        for name in ("X", *layers):
+            elem = f["X"] if name == "X" else f.get(f"layers/{name}")
+            if elem is None:
+                continue
+            shape = elem.shape if isinstance(elem, h5py.Dataset) else tuple(elem.attrs["shape"])
+            shapes[name] = tuple(int(n) for n in shape)
+    return shapes
