@@ -78,22 +78,31 @@ def test_write_cells_then_assemble_round_trip(stored, tmp_path):
     slim = ad.read_h5ad(tmp_path / "cells.h5ad")
     assert slim.n_vars == 0 and "cell_type" in slim.obs and "X_umap" in slim.obsm
 
-    store.assemble(path, slim, tmp_path / "final.h5ad")
+    # the counts layer comes from its own file (as the merge writes it) and replaces the stored one
+    doubled = ad.AnnData(X=adata.layers["counts"] * 2, obs=adata.obs, var=adata.var)
+    doubled.write_h5ad(tmp_path / "counts.h5ad")
+    store.assemble(path, slim, tmp_path / "final.h5ad", layers={"counts": tmp_path / "counts.h5ad"})
     final = ad.read_h5ad(tmp_path / "final.h5ad")
     assert final.shape == adata.shape
     np.testing.assert_array_equal(final.X.toarray(), adata.X.toarray())
-    np.testing.assert_array_equal(final.layers["counts"].toarray(), adata.layers["counts"].toarray())
+    np.testing.assert_array_equal(final.layers["counts"].toarray(), 2 * adata.layers["counts"].toarray())
     assert list(final.obs["cell_type"].cat.categories) == ["HSC", "Mono", "T"]
     np.testing.assert_array_equal(final.obsm["X_umap"], cells.obsm["X_umap"])
     assert list(final.var_names) == list(adata.var_names)
-    assert store.matrix_shapes(tmp_path / "final.h5ad") == {"X": (60, 40), "counts": (60, 40)}
+    assert store.matrix_shape(tmp_path / "final.h5ad") == (60, 40)
+    assert store.matrix_shape(tmp_path / "final.h5ad", "counts") == (60, 40)
+    assert store.matrix_shape(tmp_path / "counts.h5ad", "spliced") is None
 
 
 def test_assemble_refuses_other_cells_and_leaves_no_file(stored, tmp_path):
-    path, _ = stored
+    path, adata = stored
     cells = store.read_parts(path)[::-1].copy()
     with pytest.raises(ValueError, match="disagree on the cells"):
         store.assemble(path, cells, tmp_path / "final.h5ad")
+    fewer_genes = adata[:, :30].copy()
+    fewer_genes.write_h5ad(tmp_path / "counts.h5ad")
+    with pytest.raises(ValueError, match="does not hold the cells and genes"):
+        store.assemble(path, store.read_parts(path), tmp_path / "final.h5ad", layers={"counts": tmp_path / "counts.h5ad"})
     assert not (tmp_path / "final.h5ad").exists()
 
 
@@ -109,6 +118,8 @@ def test_check_final_uses_stored_shapes(stored):
     checks.check_final(cells, ledger, matrix_shapes={"X": (60, 40), "counts": (60, 40)})
     with pytest.raises(AssertionError, match="counts missing"):
         checks.check_final(cells, ledger, matrix_shapes={"X": (60, 40)})
+    with pytest.raises(AssertionError, match="counts missing or of wrong shape"):
+        checks.check_final(cells, ledger, matrix_shapes={"X": (60, 40), "counts": (60, 39)})
 
 
 @pytest.mark.parametrize(

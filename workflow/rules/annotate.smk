@@ -37,6 +37,7 @@ rule annotate_cells:
 rule finalise:
     input:
         merged="results/merged/adata.h5ad",
+        counts="results/merged/counts.h5ad",
         cells="results/annotate/cells.h5ad",
         ledger="results/tables/qc_ledger.tsv",
         clones=patient_outputs("cells.tsv.gz"),

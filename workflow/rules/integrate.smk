@@ -2,7 +2,9 @@ rule merge_normalise:
     input:
         kept=qc_outputs("cells_kept.h5ad"),
     output:
-        temp("results/merged/adata.h5ad"),
+        adata=temp("results/merged/adata.h5ad"),
+        # raw counts of all samples, concatenated on disk; the final object's layers["counts"]
+        counts=temp("results/merged/counts.h5ad"),
     params:
         samples=SAMPLES,
         preprocess=config["preprocess"],
@@ -24,7 +26,8 @@ rule merge_normalise:
 
 rule integrate:
     input:
-        "results/merged/adata.h5ad",
+        merged="results/merged/adata.h5ad",
+        counts="results/merged/counts.h5ad",
     output:
         "results/integrate/method~{method}/cells.h5ad",
     params:

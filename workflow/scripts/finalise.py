@@ -11,6 +11,7 @@ cells = ad.read_h5ad(snakemake.input.cells)
 clones = pd.concat([pd.read_csv(p, sep="\t", index_col="cell") for p in snakemake.input.clones])
 checks.attach_clones(cells, clones)
 ledger = pd.read_csv(snakemake.input.ledger, sep="\t")
-checks.check_final(cells, ledger, matrix_shapes=store.matrix_shapes(snakemake.input.merged))
-# The matrices are copied from the merged file as they are; only the cell metadata is new.
-store.assemble(snakemake.input.merged, cells, snakemake.output[0])
+shapes = {"X": store.matrix_shape(snakemake.input.merged), "counts": store.matrix_shape(snakemake.input.counts)}
+checks.check_final(cells, ledger, matrix_shapes=shapes)
+# The matrices are copied from the merge's files as they are; only the cell metadata is new.
+store.assemble(snakemake.input.merged, cells, snakemake.output[0], layers={"counts": snakemake.input.counts})

@@ -11,12 +11,12 @@ options = {
     "scvi": {"n_latent": cfg["scvi_n_latent"], "max_epochs": cfg["scvi_max_epochs"]},
     "none": {},
 }[method]
+adata = store.read_parts(snakemake.input.merged)
 # Harmony works on the PCs alone; scVI needs the raw counts of the variable genes only.
 if method == "scvi":
-    genes = store.read_parts(snakemake.input[0], obsm=False, uns=False).var["highly_variable"].to_numpy()
-    adata = store.read_parts(snakemake.input[0], matrix="counts", genes=genes)
-else:
-    adata = store.read_parts(snakemake.input[0])
+    hvg = adata.var["highly_variable"].to_numpy()
+    adata = adata[:, hvg].copy()
+    adata.layers["counts"] = store.read_parts(snakemake.input.counts, matrix="X", genes=hvg, obsm=False, uns=False).X
 embedding = integrate.integrate(adata, method=method, batch_key=cfg["batch_key"], random_state=snakemake.params.seed, **options)
 log.info("integration %s -> obsm[%s]", method, embedding)
 store.write_cells(adata, snakemake.output[0])

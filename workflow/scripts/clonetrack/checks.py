@@ -51,8 +51,8 @@ def check_final(
 ) -> None:
     """Raise ``AssertionError`` naming every inconsistency between the object and the QC ledger.
 
-    ``matrix_shapes`` (from :func:`clonetrack.store.matrix_shapes`) stands in for matrices kept
-    on disk: ``adata`` may then be the cell metadata alone.
+    ``matrix_shapes`` (``X`` and ``counts``, from :func:`clonetrack.store.matrix_shape`) stands
+    in for matrices kept on disk: ``adata`` may then be the cell metadata alone.
     """
     problems = []
     missing = [c for c in REQUIRED_OBS if c not in adata.obs]
@@ -65,8 +65,11 @@ def check_final(
     if matrix_shapes is not None:
         for name in ("X", "counts"):
             shape = matrix_shapes.get(name)
-            if shape is None or shape[0] != adata.n_obs:
-                problems.append(f"{name} missing or of wrong shape {shape} for {adata.n_obs} cells")
+            if shape is None or shape[0] != adata.n_obs or shape != matrix_shapes.get("X"):
+                problems.append(
+                    f"{name} missing or of wrong shape {shape} for {adata.n_obs} cells "
+                    f"(X: {matrix_shapes.get('X')})"
+                )
     elif "counts" not in adata.layers:
         problems.append("layers['counts'] missing")
     else:

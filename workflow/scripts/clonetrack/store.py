@@ -1,7 +1,7 @@
 """Read and write parts of an ``.h5ad`` file, so rules move only what they use.
 
-The expression matrices (log-normalised ``X`` and raw ``layers["counts"]``) are written once, by
-the merge, and copied once into the final object. Every rule in between exchanges cell metadata
+The expression matrices (log-normalised ``X`` and the raw counts) are written once, by the merge,
+each to its own file, and copied once into the final object (:func:`assemble`). Every rule in between exchanges cell metadata
 and embeddings only (:func:`write_cells`), and reads from the merged file just the matrix, cells
 and genes it needs (:func:`read_parts`). At a million cells each matrix is about 12 GB; no rule
 holds both.
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
-
 import anndata as ad
 import h5py
 import numpy as np
@@ -116,19 +114,31 @@ def write_cells(adata: ad.AnnData, path: os.PathLike | str) -> None:
         cells.write_h5ad(tmp)
 
 
-def assemble(matrices: os.PathLike | str, cells: ad.AnnData, path: os.PathLike | str) -> None:
+def assemble(
+    matrices: os.PathLike | str,
+    cells: ad.AnnData,
+    path: os.PathLike | str,
+    *,
+    layers: dict[str, os.PathLike | str] | None = None,
+) -> None:
     """Write ``path`` as a copy of ``matrices`` whose obs, obsm, obsp and uns are those of ``cells``.
 
-    ``cells`` must describe the same cells in the same order as ``matrices``. The matrices are
-    copied at file level and never loaded.
+    ``layers`` maps layer names to files whose ``X`` becomes that layer. Every file must hold
+    the cells of ``cells`` in the same order (and the layers the genes of ``matrices``). The
+    matrices are copied at file level and never loaded.
     """
+    layers = dict(layers or {})
     with h5py.File(matrices, "r") as f:
-        names = read_elem(f["obs"]).index
+        names, genes = read_elem(f["obs"]).index, read_elem(f["var"]).index
     if not names.equals(cells.obs_names):
         raise ValueError(
             f"{matrices} and the cell metadata disagree on the cells "
             f"({len(names)} vs {cells.n_obs}, or a different order)"
         )
+    for source in layers.values():
+        with h5py.File(source, "r") as f:
+            if not (read_elem(f["obs"]).index.equals(names) and read_elem(f["var"]).index.equals(genes)):
+                raise ValueError(f"{source} does not hold the cells and genes of {matrices}")
     with atomic_target(path) as tmp:
         shutil.copyfile(matrices, tmp)
         with h5py.File(tmp, "r+") as f:
@@ -141,36 +151,20 @@ def assemble(matrices: os.PathLike | str, cells: ad.AnnData, path: os.PathLike |
                 if key in f:
                     del f[key]
                 write_elem(f, key, value)
+            if "layers" not in f:
+                write_elem(f, "layers", {})
+            for name, source in layers.items():
+                if name in f["layers"]:
+                    del f["layers"][name]
+                with h5py.File(source, "r") as src:
+                    src.copy(src["X"], f["layers"], name=name)
 
 
-def write_with_layer(adata: ad.AnnData, path: os.PathLike | str, *, layer: str, source) -> None:
-    """Write ``adata`` with ``layers[layer]`` copied from the ``X`` of the file ``source``.
-
-    The layer goes from file to file and is never loaded. ``source`` must hold the same cells and
-    genes in the same order.
-    """
-    with h5py.File(source, "r") as f:
-        same = read_elem(f["obs"]).index.equals(adata.obs_names) and read_elem(
-            f["var"]
-        ).index.equals(adata.var_names)
-    if not same:
-        raise ValueError(f"{source} does not hold the cells and genes of the object being written")
-    with atomic_target(path) as tmp:
-        adata.write_h5ad(tmp)
-        with h5py.File(source, "r") as src, h5py.File(tmp, "r+") as dst:
-            if "layers" not in dst:
-                write_elem(dst, "layers", {})
-            src.copy(src["X"], dst["layers"], name=layer)
-
-
-def matrix_shapes(path: os.PathLike | str, layers: Sequence[str] = ("counts",)) -> dict[str, tuple]:
-    """Shapes of ``X`` and the named layers as stored, without reading them."""
-    shapes = {}
+def matrix_shape(path: os.PathLike | str, matrix: str = "X") -> tuple[int, int] | None:
+    """Shape of ``X`` or of a layer as stored, without reading it; ``None`` if absent."""
     with h5py.File(path, "r") as f:
-        for name in ("X", *layers):
-            elem = f["X"] if name == "X" else f.get(f"layers/{name}")
-            if elem is None:
-                continue
-            shape = elem.shape if isinstance(elem, h5py.Dataset) else tuple(elem.attrs["shape"])
-            shapes[name] = tuple(int(n) for n in shape)
-    return shapes
+        elem = f["X"] if matrix == "X" else f.get(f"layers/{matrix}")
+        if elem is None:
+            return None
+        shape = elem.shape if isinstance(elem, h5py.Dataset) else tuple(elem.attrs["shape"])
+        return (int(shape[0]), int(shape[1]))
