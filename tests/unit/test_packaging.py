@@ -389,12 +389,12 @@ def test_slurm_dry_run_with_account_on_the_command_line(workdir, fake_cluster):
 def test_slurm_submission_of_the_scvi_job(workdir, fake_cluster):
     """A real (not dry) run reaches sbatch, so the dry runs above would have seen a submission.
 
-    Only ``integrate`` may run, on a stand-in merged object; the fake sbatch refuses the job.
+    Only ``integrate`` may run, on stand-in merge outputs; the fake sbatch refuses the job.
     """
     env, calls = fake_cluster
-    merged = workdir / "results" / "merged" / "adata.h5ad"
-    merged.parent.mkdir(parents=True)
-    merged.touch()
+    (workdir / "results" / "merged").mkdir(parents=True)
+    for name in ("adata.h5ad", "counts.h5ad"):
+        (workdir / "results" / "merged" / name).touch()
     proc = run(
         [SNAKEMAKE, "--workflow-profile", "profiles/slurm", "--sdm=env-modules", "--retries", "0",
          "--slurm-init-seconds-before-status-checks=1", "--seconds-between-status-checks=1",
