@@ -1,6 +1,7 @@
 """Sample sheet: reading, validation against the schema, and the bad-sheet catalogue."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,24 @@ def test_missing_column(tmp_path):
         InputError, match=r"samples\.tsv: required column\(s\) 'timepoint_order' missing"
     ):
         sheet.read_sample_sheet(write_sheet(tmp_path, rows, header))
+
+
+@pytest.mark.parametrize(
+    ("column", "meant", "note"),
+    [("lineage_barcode", "lineage_barcodes", ""), ("clone", "clones", ""),
+     ("timepoint_ordre", "timepoint_order", " (which is missing)")],
+)
+def test_misspelt_known_column_is_refused_not_kept_as_covariate(tmp_path, column, meant, note):
+    header = [column if c == meant else c for c in HEADER] + ([column] if meant not in HEADER else [])
+    rows = [[*row, "x"] if meant not in HEADER else row for row in GOOD_ROWS]
+    with pytest.raises(InputError, match=rf"column '{column}' looks like a misspelling of '{meant}'{re.escape(note)}: rename"):
+        sheet.read_sample_sheet(write_sheet(tmp_path, rows, header))
+
+
+def test_covariates_unlike_known_columns_are_kept(tmp_path):
+    rows = [[*row, "AZA/VEN", "F"] for row in GOOD_ROWS]
+    df = sheet.read_sample_sheet(write_sheet(tmp_path, rows, [*HEADER, "treatment", "sex"]))
+    assert sheet.covariate_columns(df) == ["treatment", "sex"]
 
 
 def test_duplicated_column(tmp_path):

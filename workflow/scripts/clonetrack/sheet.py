@@ -6,6 +6,7 @@ jsonschema and PyYAML, and stays fast.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -193,6 +194,23 @@ def _resolve_paths(df: pd.DataFrame, sheet: Path) -> list[str]:
     return problems
 
 
+def _near_misses(columns: Iterable[str], sheet: Path, missing: list[str]) -> list[str]:
+    """Unknown columns spelt almost like a known one: kept silently, they would become covariates
+    while the column meant (e.g. ``lineage_barcodes``) stays empty."""
+    problems = []
+    for column in columns:
+        if column in KNOWN_COLUMNS:
+            continue
+        close = difflib.get_close_matches(column.lower(), sorted(KNOWN_COLUMNS), n=1, cutoff=0.8)
+        if close:
+            problems.append(
+                f"{sheet}: column '{column}' looks like a misspelling of '{close[0]}'"
+                + (" (which is missing)" if close[0] in missing else "")
+                + f": rename it to '{close[0]}', or give a covariate a clearly different name"
+            )
+    return problems
+
+
 def _raise(problems: Iterable[str]) -> None:
     problems = list(problems)
     if problems:
@@ -256,6 +274,7 @@ def read_sample_sheet(
     # short rows leave NaN behind; treat them as empty cells
     df = df.fillna("").apply(lambda col: col.str.strip())
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    _raise(_near_misses(df.columns, sheet, missing))
     if missing:
         raise InputError(
             f"{sheet}: required column(s) {', '.join(repr(c) for c in missing)} missing "
