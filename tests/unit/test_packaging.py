@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.version import Version
+from runner import REPO, copy_repo
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
 SNAKEFMT = BIN / "snakefmt"
@@ -207,13 +206,7 @@ def test_default_profile_is_portable():
 @pytest.fixture
 def workdir(tmp_path):
     """A copy of what the workflow needs, so nothing is written into the repository."""
-    for name in ("Snakefile", "workflow", "config", "resources", "profiles", "envs"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, tmp_path / name)
-    return tmp_path
+    return copy_repo(tmp_path)
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -106,7 +106,8 @@ def clone_cohort(n_patients=3, n_cells=40, n_genes=200, planted=10, fold=3.0, se
 
 def test_resistance_de_recovers_planted_genes():
     adata, classes = clone_cohort()
-    table, summary = resistance.resistance_de(adata, classes, min_cells=10)
+    cells = resistance.malignant_with_status(adata, classes)
+    table, summary = resistance.resistance_de(cells, min_cells=10)
     assert summary["status"] == "tested" and summary["n_patients_with_both"] == 3
     assert "status" in summary["design"] and "patient_id" in summary["design"]
     hits = set(table.loc[table["p_adj"] < 0.05, "gene"])
@@ -118,7 +119,8 @@ def test_resistance_de_recovers_planted_genes():
 
 def test_resistance_de_needs_two_patients_with_both_statuses():
     adata, classes = clone_cohort(n_patients=1)
-    table, summary = resistance.resistance_de(adata, classes, min_cells=10)
+    cells = resistance.malignant_with_status(adata, classes)
+    table, summary = resistance.resistance_de(cells, min_cells=10)
     assert table.empty and summary["status"] == "skipped"
     assert "need 2" in summary["reason"]
 
@@ -126,7 +128,9 @@ def test_resistance_de_needs_two_patients_with_both_statuses():
 def test_signature_scores_equal_hand_computation_and_comparison_uses_patients():
     adata, classes = clone_cohort()
     weights = pd.Series({"G0": 1.0, "G1": 1.0, "G150": 1.0}, name="planted")
-    scores = resistance.signature_scores(adata, classes, {"planted": weights}, stem_signatures=())
+    scores = resistance.signature_scores(
+        resistance.malignant_with_status(adata, classes), {"planted": weights}, stem_signatures=()
+    )
     row = scores[(scores["patient_id"] == "P0") & (scores["status"] == "resistant")].iloc[0]
     cells = adata[(adata.obs["clone"] == "P0_R").to_numpy()]
     summed = np.asarray(cells.layers["counts"].sum(axis=0)).ravel()

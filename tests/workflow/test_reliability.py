@@ -193,8 +193,8 @@ def resumed_run(tmp_path_factory):
 
 def test_sigterm_leaves_no_lock_and_only_whole_outputs(resumed_run):
     state = resumed_run["after_term"]
-    workdir = resumed_run["workdir"]
     assert state["locks"] == [], "a gracefully stopped run must release its lock"
+    assert state["unreadable"] == []
     assert any(f.endswith("/ledger.tsv") for f in state["files"])
     # every per-sample QC output still there belongs to a sample whose QC finished
     samples = {Path(f).parts[2] for f in state["files"] if f.startswith("results/qc/")}

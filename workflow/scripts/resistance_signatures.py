@@ -11,10 +11,11 @@ cfg = snakemake.params.resistance
 obs = store.read_parts(snakemake.input.adata, obsm=False, uns=False).obs
 adata = store.read_parts(snakemake.input.adata, matrix="counts", cells=obs["malignant"].astype(bool).to_numpy(), obsm=False, uns=False)
 classes = pd.read_csv(snakemake.input.classes, sep="\t", dtype={"patient_id": str, "clone": str})
-table, summary = resistance.resistance_de(adata, classes, min_cells=cfg["min_cells"], by_cell_type=cfg["by_cell_type"], min_patients=cfg["min_patients"], random_state=snakemake.params.seed)
+cells = resistance.malignant_with_status(adata, classes)
+table, summary = resistance.resistance_de(cells, min_cells=cfg["min_cells"], by_cell_type=cfg["by_cell_type"], min_patients=cfg["min_patients"], random_state=snakemake.params.seed)
 log.info("resistance DE: %s", summary)
 signatures = {name: annotate.load_signature(path, adata.var_names) for name, path in cfg["signatures"].items()}
-scores = resistance.signature_scores(adata, classes, signatures, stem_types=tuple(cfg["stem_cell_types"]), min_cells=cfg["min_cells"])
+scores = resistance.signature_scores(cells, signatures, stem_types=tuple(cfg["stem_cell_types"]), min_cells=cfg["min_cells"])
 comparison = resistance.compare_signatures(scores)
 fig = plotting_clones.plot_signature_scores(scores, signatures=list(signatures))
 fig.savefig(snakemake.output.plot, dpi=110, bbox_inches="tight")

@@ -13,7 +13,6 @@ from os import PathLike
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 import scipy.sparse as sp
 from scipy.stats import binom
 

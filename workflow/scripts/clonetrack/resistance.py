@@ -22,7 +22,8 @@ def clone_status(classes: pd.DataFrame) -> pd.DataFrame:
     return table[table["status"] != ""].reset_index(drop=True)
 
 
-def _malignant_with_status(adata: AnnData, classes: pd.DataFrame) -> AnnData:
+def malignant_with_status(adata: AnnData, classes: pd.DataFrame) -> AnnData:
+    """Malignant cells of clones classed resistant or sensitive, with ``obs["status"]``."""
     status = clone_status(classes)
     key = adata.obs["patient_id"].astype(str) + "|" + adata.obs["clone"].astype(str)
     lookup = dict(zip(status["patient_id"].astype(str) + "|" + status["clone"].astype(str),
@@ -35,8 +36,7 @@ def _malignant_with_status(adata: AnnData, classes: pd.DataFrame) -> AnnData:
 
 
 def resistance_de(
-    adata: AnnData,
-    classes: pd.DataFrame,
+    cells: AnnData,
     *,
     min_cells: int = 10,
     by_cell_type: bool = True,
@@ -51,10 +51,10 @@ def resistance_de(
     timepoint absorbs treatment effects shared by all clones, and cell type keeps differentiation
     state from masquerading as resistance. A term with one level left is dropped.
 
-    Returns the results table (gene, log2fc resistant/sensitive with 95% CI, p, p_adj) and a
-    summary dict saying what was fitted, or why not.
+    ``cells`` are those of :func:`malignant_with_status`. Returns the results table (gene,
+    log2fc resistant/sensitive with 95% CI, p, p_adj) and a summary dict saying what was fitted,
+    or why not.
     """
-    cells = _malignant_with_status(adata, classes)
     groupby = ["patient_id", "clone", "timepoint", "status"]
     if by_cell_type:
         groupby.append("cell_type")
@@ -101,8 +101,7 @@ def _log_cpm(counts: pd.DataFrame) -> pd.DataFrame:
 
 
 def signature_scores(
-    adata: AnnData,
-    classes: pd.DataFrame,
+    cells: AnnData,
     signatures: dict[str, pd.Series],
     *,
     stem_types: tuple[str, ...] = ("HSC", "Prog", "GMP"),
@@ -116,9 +115,8 @@ def signature_scores(
     published weights as a sum (Ng et al. 2016). Signatures in ``stem_signatures`` are scored on
     the clone's stem/progenitor-like cells only (``stem_types``), where venetoclax acts.
     Pseudobulks with fewer than ``min_cells`` cells get NaN. Individual genes of
-    ``stem_signatures`` are reported too.
+    ``stem_signatures`` are reported too. ``cells`` are those of :func:`malignant_with_status`.
     """
-    cells = _malignant_with_status(adata, classes)
     rows = []
     if cells.n_obs == 0:
         return pd.DataFrame(columns=["patient_id", "clone", "status", "n_cells"])

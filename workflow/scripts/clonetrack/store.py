@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+
 import anndata as ad
 import h5py
 import numpy as np
