@@ -280,3 +280,19 @@ def test_real_aml419a_agreement(positions):
     # Reference lymphocytes are never called malignant.
     ref = adata.obs["CellType"].isin(REFERENCE).to_numpy()
     assert not adata.obs["malignant"].to_numpy()[ref].any()
+
+
+def test_heatmap_rows_are_group_ordered_and_binned_by_mean():
+    rng = np.random.default_rng(0)
+    x = sp.csr_matrix(rng.normal(size=(90, 7)))
+    code = np.repeat([1, 0, 1], 30)  # group 1 is split in two runs: rows must be regrouped
+    rows, row_code = cnv._binned_rows(x, code, n_groups=2, max_rows=1000)
+    dense = x.toarray()
+    np.testing.assert_allclose(rows, np.vstack([dense[30:60], dense[:30], dense[60:]]), rtol=1e-6)
+    assert list(row_code) == [0] * 30 + [1] * 60
+
+    rows, row_code = cnv._binned_rows(x, code, n_groups=2, max_rows=9)
+    assert list(row_code) == [0] * 3 + [1] * 6  # shares proportional to cells (30 vs 60)
+    group1 = np.vstack([dense[:30], dense[60:]])
+    np.testing.assert_allclose(rows[3], group1[:10].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(rows[0], dense[30:40].mean(axis=0), rtol=1e-5)
