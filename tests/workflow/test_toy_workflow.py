@@ -4,6 +4,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import adjusted_rand_score
 
 from clonetrack import io
@@ -75,6 +76,11 @@ def test_final_object_contract(toy_run, final):
     expected = raw[cells, genes].X.toarray()
     np.testing.assert_array_equal(final[cells].layers["counts"].toarray(), expected)
     assert final.uns["clonetrack"]["integrate"]["method"] == "harmony"
+    # the configuration used, every section, nulls included
+    used = yaml.safe_load(final.uns["clonetrack"]["config"])
+    given = yaml.safe_load((toy_run / "config/config.yaml").read_text())
+    assert used["qc"]["nmads_counts"] == given["qc"]["nmads_counts"]
+    assert {"qc", "clones", "de", "integration"} <= set(used)
 
 
 def test_clusters_and_cell_types_recover_planted_types(final, truth):

@@ -43,6 +43,8 @@ rule finalise:
         clones=patient_outputs("cells.tsv.gz"),
     output:
         "results/final/adata.h5ad",
+    params:
+        config=config,
     log:
         "logs/finalise/finalise.log",
     benchmark:

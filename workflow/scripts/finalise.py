@@ -4,6 +4,7 @@ log = runtime.start(snakemake.log[0])
 
 import anndata as ad  # noqa: E402
 import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
 
 from clonetrack import checks, store  # noqa: E402
 
@@ -11,6 +12,8 @@ cells = ad.read_h5ad(snakemake.input.cells)
 clones = pd.concat([pd.read_csv(p, sep="\t", index_col="cell") for p in snakemake.input.clones])
 checks.attach_clones(cells, clones)
 ledger = pd.read_csv(snakemake.input.ledger, sep="\t")
+# The whole configuration, as YAML text: every parameter, nulls included, in one readable record.
+cells.uns["clonetrack"]["config"] = yaml.safe_dump(snakemake.params.config, sort_keys=False)
 shapes = {"X": store.matrix_shape(snakemake.input.merged), "counts": store.matrix_shape(snakemake.input.counts)}
 checks.check_final(cells, ledger, matrix_shapes=shapes)
 # The matrices are copied from the merge's files as they are; only the cell metadata is new.
