@@ -2,13 +2,13 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0])
 
-import anndata as ad  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from clonetrack import dynamics, io, plotting_clones  # noqa: E402
+from clonetrack import dynamics, io, plotting_clones, store  # noqa: E402
 
 cfg = snakemake.params.dynamics
-obs = ad.read_h5ad(snakemake.input[0], backed="r").obs
+# Cell metadata only: a backed read would still load layers["counts"] into memory.
+obs = store.read_parts(snakemake.input[0], obsm=False, uns=False).obs
 freqs = dynamics.clone_frequencies(obs)
 comparisons = dynamics.compare_timepoints(freqs)
 for reason in comparisons.attrs.get("skipped", []):
