@@ -444,16 +444,6 @@ def summarise_rules(rules: list[dict]) -> list[dict]:
 # the bare scanpy script, run as `benchmark_cohort.py --bare SHEET OUT CONFIG_JSON`
 
 
-def markers_on_hvg(setting: bool | str, n_cells: int) -> bool:
-    """The workflow's ``clustering.markers_on_hvg``: true, false, or "auto", which tests markers
-    on highly variable genes only when the clustered object has more than 50,000 cells."""
-    if setting == "auto":
-        return n_cells > 50_000
-    if isinstance(setting, bool):
-        return setting
-    raise ValueError(f'clustering.markers_on_hvg must be true, false or "auto", not {setting!r}')
-
-
 def bare(sheet: Path, out: Path, settings: dict) -> None:
     """The same analysis in one process with plain scanpy calls; prints step timings as JSON."""
     import resource
@@ -557,6 +547,10 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
         f"leiden_r{clus['resolutions'][len(clus['resolutions']) // 2]:g}"
     ]
     step("leiden")
+    # the workflow's own rule for clustering.markers_on_hvg, so both test the same genes
+    sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+    from clonetrack.cluster import markers_on_hvg
+
     on_hvg = markers_on_hvg(clus["markers_on_hvg"], adata.n_obs)
     mask = adata.var["highly_variable"].to_numpy() if on_hvg else None
     sc.tl.rank_genes_groups(

@@ -41,7 +41,9 @@ def test_read_parts_matches_in_memory_subset(stored):
     part = store.read_parts(path, matrix="counts", cells=cells, genes=genes, obsp=True)
     expected = adata[cells, ["G2", "G17", "G30"]]
     assert part.X is None and list(part.layers) == ["counts"]
-    np.testing.assert_array_equal(part.layers["counts"].toarray(), expected.layers["counts"].toarray())
+    np.testing.assert_array_equal(
+        part.layers["counts"].toarray(), expected.layers["counts"].toarray()
+    )
     assert list(part.obs_names) == list(expected.obs_names)
     assert list(part.var_names) == ["G2", "G17", "G30"]
     np.testing.assert_array_equal(part.obsm["X_pca"], expected.obsm["X_pca"])
@@ -49,6 +51,21 @@ def test_read_parts_matches_in_memory_subset(stored):
         part.obsp["connectivities"].toarray(), expected.obsp["connectivities"].toarray()
     )
     assert part.uns["clonetrack"]["merge"]["n_samples"] == 3
+
+
+def test_read_parts_selects_with_functions_of_the_stored_metadata(stored):
+    path, adata = stored
+    part = store.read_parts(
+        path,
+        matrix="X",
+        cells=lambda obs: obs["sample_id"] == "C",
+        genes=lambda var: var["highly_variable"].to_numpy(),
+    )
+    expected = adata[
+        (adata.obs["sample_id"] == "C").to_numpy(), adata.var["highly_variable"].to_numpy()
+    ]
+    np.testing.assert_array_equal(part.X.toarray(), expected.X.toarray())
+    assert list(part.var_names) == list(expected.var_names)
 
 
 def test_read_parts_x_all_genes_and_metadata_only(stored):
@@ -84,7 +101,9 @@ def test_write_cells_then_assemble_round_trip(stored, tmp_path):
     final = ad.read_h5ad(tmp_path / "final.h5ad")
     assert final.shape == adata.shape
     np.testing.assert_array_equal(final.X.toarray(), adata.X.toarray())
-    np.testing.assert_array_equal(final.layers["counts"].toarray(), 2 * adata.layers["counts"].toarray())
+    np.testing.assert_array_equal(
+        final.layers["counts"].toarray(), 2 * adata.layers["counts"].toarray()
+    )
     assert list(final.obs["cell_type"].cat.categories) == ["HSC", "Mono", "T"]
     np.testing.assert_array_equal(final.obsm["X_umap"], cells.obsm["X_umap"])
     assert list(final.var_names) == list(adata.var_names)
@@ -101,7 +120,12 @@ def test_assemble_refuses_other_cells_and_leaves_no_file(stored, tmp_path):
     fewer_genes = adata[:, :30].copy()
     fewer_genes.write_h5ad(tmp_path / "counts.h5ad")
     with pytest.raises(ValueError, match="does not hold the cells and genes"):
-        store.assemble(path, store.read_parts(path), tmp_path / "final.h5ad", layers={"counts": tmp_path / "counts.h5ad"})
+        store.assemble(
+            path,
+            store.read_parts(path),
+            tmp_path / "final.h5ad",
+            layers={"counts": tmp_path / "counts.h5ad"},
+        )
     assert not (tmp_path / "final.h5ad").exists()
 
 

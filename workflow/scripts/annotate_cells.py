@@ -11,8 +11,7 @@ cfg = snakemake.params.annotation
 cells = ad.read_h5ad(snakemake.input.cells)
 markers = annotate.load_markers(snakemake.input.markers)
 # The panel's genes are all the scoring reads; genes absent from the data stay reported as missing.
-var_names = store.read_parts(snakemake.input.merged, obsm=False, uns=False).var_names
-adata = store.read_parts(snakemake.input.merged, matrix="X", genes=var_names.isin(markers["gene"]), obsm=False, uns=False)
+adata = store.read_parts(snakemake.input.merged, matrix="X", genes=lambda var: var.index.isin(markers["gene"]), obsm=False, uns=False)
 adata.obs, adata.obsm, adata.obsp, adata.uns = cells.obs, cells.obsm, cells.obsp, cells.uns
 annotate.score_cell_types(
     adata,

@@ -17,9 +17,9 @@ resolutions = cluster.embed_and_cluster(
     random_state=snakemake.params.seed,
 )
 # Only the genes to be tested are read from the merged matrices.
-genes = store.read_parts(snakemake.input.merged, obsm=False, uns=False).var["highly_variable"].to_numpy()
 on_hvg = cluster.markers_on_hvg(cfg["markers_on_hvg"], cells.n_obs)
-expression = store.read_parts(snakemake.input.merged, matrix="X", genes=genes if on_hvg else None, obsm=False, uns=False)
+tested = (lambda var: var["highly_variable"].to_numpy()) if on_hvg else None
+expression = store.read_parts(snakemake.input.merged, matrix="X", genes=tested, obsm=False, uns=False)
 expression.obs["leiden"] = cells.obs["leiden"]
 markers = cluster.find_markers(expression, groupby="leiden", n_markers=cfg["n_markers"])
 log.info("markers of %d clusters on %d genes (%s)", cells.obs["leiden"].nunique(), expression.n_vars, "variable genes" if on_hvg else "all genes")

@@ -4,7 +4,6 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
 import anndata as ad  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from clonetrack import cnv, io, patient_clones, store  # noqa: E402
@@ -24,9 +23,8 @@ other_reference = metadata.obs["sample_id"].isin(reference_samples).to_numpy() &
 
 def expression(selected):
     """Log-normalised expression of positioned genes for the selected cells, with their metadata."""
-    var_names = store.read_parts(snakemake.input.merged, obsm=False, uns=False).var_names
-    genes = var_names.isin(positions.index) if positions is not None else np.zeros(len(var_names), dtype=bool)
-    part = store.read_parts(snakemake.input.merged, matrix="X", cells=selected, genes=genes, obsm=False, uns=False)
+    positioned = positions.index if positions is not None else []
+    part = store.read_parts(snakemake.input.merged, matrix="X", cells=selected, genes=lambda var: var.index.isin(positioned), obsm=False, uns=False)
     obs = metadata.obs[selected]
     if not part.obs_names.equals(obs.index):
         raise RuntimeError(f"{snakemake.input.merged} and {snakemake.input.cells} list different cells")

@@ -8,8 +8,7 @@ from clonetrack import annotate, io, plotting_clones, resistance, store  # noqa:
 
 cfg = snakemake.params.resistance
 # Both analyses use the raw counts of malignant cells only.
-obs = store.read_parts(snakemake.input.adata, obsm=False, uns=False).obs
-adata = store.read_parts(snakemake.input.adata, matrix="counts", cells=obs["malignant"].astype(bool).to_numpy(), obsm=False, uns=False)
+adata = store.read_parts(snakemake.input.adata, matrix="counts", cells=lambda obs: obs["malignant"].astype(bool).to_numpy(), obsm=False, uns=False)
 classes = pd.read_csv(snakemake.input.classes, sep="\t", dtype={"patient_id": str, "clone": str})
 cells = resistance.malignant_with_status(adata, classes)
 table, summary = resistance.resistance_de(cells, min_cells=cfg["min_cells"], by_cell_type=cfg["by_cell_type"], min_patients=cfg["min_patients"], random_state=snakemake.params.seed)

@@ -1,10 +1,10 @@
 """Read and write parts of an ``.h5ad`` file, so rules move only what they use.
 
 The expression matrices (log-normalised ``X`` and the raw counts) are written once, by the merge,
-each to its own file, and copied once into the final object (:func:`assemble`). Every rule in between exchanges cell metadata
-and embeddings only (:func:`write_cells`), and reads from the merged file just the matrix, cells
-and genes it needs (:func:`read_parts`). At a million cells each matrix is about 12 GB; no rule
-holds both.
+each to its own file, and copied once into the final object (:func:`assemble`). Every rule in
+between exchanges cell metadata and embeddings only (:func:`write_cells`), and reads from the
+merged file just the matrix, cells and genes it needs (:func:`read_parts`). At a million cells
+each matrix is about 12 GB; no rule holds both.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ from clonetrack.io import atomic_target
 _BLOCK_ROWS = 20_000
 
 
-def _indexer(selection, index: pd.Index) -> np.ndarray:
-    """Sorted integer positions from ``None`` (all), a boolean mask, or names in ``index``."""
+def _indexer(selection, frame: pd.DataFrame) -> np.ndarray:
+    """Sorted integer positions in ``frame`` (obs or var) from ``None`` (all), a boolean mask,
+    names, or a function of ``frame`` returning either."""
+    index = frame.index
+    if callable(selection):
+        selection = selection(frame)
     if selection is None:
         return np.arange(len(index))
     values = np.asarray(selection)
@@ -89,15 +93,17 @@ def read_parts(
         keeps its place (a layer stays a layer, ``X`` is then ``None``); the shape is always
         cells x genes.
     cells, genes
-        Boolean masks or names; ``None`` keeps all. Order follows the file.
+        Boolean masks, names, or a function of the file's ``obs`` (``var``) returning either,
+        so a selection can use the stored metadata without a second read; ``None`` keeps all.
+        Order follows the file.
     obsm, obsp, uns
         Whether to read these.
     """
     with h5py.File(path, "r") as f:
         obs = read_elem(f["obs"])
         var = read_elem(f["var"])
-        rows = _indexer(cells, obs.index)
-        cols = _indexer(genes, var.index)
+        rows = _indexer(cells, obs)
+        cols = _indexer(genes, var)
         parts = {}
         if matrix == "X":
             parts["X"] = _read_matrix(f["X"], rows, cols, len(obs), len(var))
@@ -108,14 +114,16 @@ def read_parts(
         if obsm and "obsm" in f:
             parts["obsm"] = {k: np.asarray(read_elem(v))[rows] for k, v in f["obsm"].items()}
         if obsp and "obsp" in f:
-            parts["obsp"] = {k: sp.csr_matrix(read_elem(v))[rows][:, rows] for k, v in f["obsp"].items()}
+            parts["obsp"] = {
+                k: sp.csr_matrix(read_elem(v))[rows][:, rows] for k, v in f["obsp"].items()
+            }
         if uns and "uns" in f:
             parts["uns"] = read_elem(f["uns"])
     return ad.AnnData(obs=obs.iloc[rows], var=var.iloc[cols], **parts)
 
 
 def write_cells(adata: ad.AnnData, path: os.PathLike | str) -> None:
-    """Write the cell-level parts of ``adata`` (obs, obsm, obsp, uns) without any matrix or genes."""
+    """Write the cell-level parts of ``adata`` (obs, obsm, obsp, uns), without matrix or genes."""
     cells = ad.AnnData(
         obs=adata.obs,
         obsm=dict(adata.obsm),
@@ -133,7 +141,7 @@ def assemble(
     *,
     layers: dict[str, os.PathLike | str] | None = None,
 ) -> None:
-    """Write ``path`` as a copy of ``matrices`` whose obs, obsm, obsp and uns are those of ``cells``.
+    """Write ``path`` as a copy of ``matrices`` with the obs, obsm, obsp and uns of ``cells``.
 
     ``layers`` maps layer names to files whose ``X`` becomes that layer. Every file must hold
     the cells of ``cells`` in the same order (and the layers the genes of ``matrices``). The
@@ -149,7 +157,9 @@ def assemble(
         )
     for source in layers.values():
         with h5py.File(source, "r") as f:
-            if not (read_elem(f["obs"]).index.equals(names) and read_elem(f["var"]).index.equals(genes)):
+            if not (
+                read_elem(f["obs"]).index.equals(names) and read_elem(f["var"]).index.equals(genes)
+            ):
                 raise ValueError(f"{source} does not hold the cells and genes of {matrices}")
     with atomic_target(path) as tmp:
         shutil.copyfile(matrices, tmp)
