@@ -32,6 +32,10 @@ def make_cohort(n_patients=4, n_cells=40, n_genes=300, planted=20, fold=3.0, see
     return adata
 
 
+def pseudobulks(adata):
+    return de.pseudobulk(adata, groupby=["patient_id", "timepoint", "cell_type"])
+
+
 def test_pseudobulk_sums_equal_independent_groupby():
     adata = make_cohort(n_patients=2, n_cells=5, n_genes=20)
     counts, meta = de.pseudobulk(adata, groupby=["patient_id", "timepoint", "cell_type"])
@@ -47,7 +51,7 @@ def test_pseudobulk_sums_equal_independent_groupby():
 
 def test_planted_genes_found_at_5pct_fdr_and_fold_change_recovered():
     adata = make_cohort()
-    results, summary = de.timepoint_de(adata, reference="diagnosis", min_cells=10)
+    results, summary = de.timepoint_de(*pseudobulks(adata), reference="diagnosis", min_cells=10)
     mono = results[(results["cell_type"] == "Mono") & (results["contrast"] == "on_treatment_vs_diagnosis")]
     planted = [f"G{i}" for i in range(20)]
     hits = set(mono.loc[mono["p_adj"] < 0.05, "gene"])
@@ -69,7 +73,38 @@ def test_planted_genes_found_at_5pct_fdr_and_fold_change_recovered():
 
 def test_contrast_skipped_with_reason_when_too_few_patients_or_cells():
     adata = make_cohort(n_patients=2, n_cells=8, n_genes=50)
-    results, summary = de.timepoint_de(adata, reference="diagnosis", min_cells=10)
+    results, summary = de.timepoint_de(*pseudobulks(adata), reference="diagnosis", min_cells=10)
     assert results.empty
     assert summary["status"].str.startswith("skipped: 0 patient(s)").all()
     assert (summary["n_pseudobulks_below_min_cells"] == 4).all()
+
+
+def test_pseudobulk_from_blocks_and_aggregate_equal_one_pass_over_the_cells():
+    adata = make_cohort(n_patients=3, n_cells=7, n_genes=30)
+    whole_counts, whole_meta = pseudobulks(adata)
+    cells = ad.AnnData(obs=adata.obs, var=adata.var)
+    matrix = adata.layers["counts"]
+    blocks = (matrix[start : start + 10] for start in range(0, adata.n_obs, 10))
+    counts, meta = de.pseudobulk(cells, groupby=["patient_id", "timepoint", "cell_type"], blocks=blocks)
+    pd.testing.assert_frame_equal(counts, whole_counts)
+    pd.testing.assert_frame_equal(meta, whole_meta)
+    coarse_counts, coarse_meta = de.aggregate(counts, meta, groupby=["patient_id", "cell_type"])
+    direct_counts, direct_meta = de.pseudobulk(adata, groupby=["patient_id", "cell_type"])
+    pd.testing.assert_frame_equal(coarse_counts, direct_counts)
+    pd.testing.assert_frame_equal(coarse_meta, direct_meta, check_dtype=False)
+
+
+def test_pseudobulk_refuses_blocks_that_do_not_cover_the_cells():
+    adata = make_cohort(n_patients=2, n_cells=5, n_genes=20)
+    cells = ad.AnnData(obs=adata.obs, var=adata.var)
+    short = [adata.layers["counts"][:-1]]
+    with pytest.raises(ValueError, match="blocks hold"):
+        de.pseudobulk(cells, groupby=["patient_id"], blocks=short)
+    with pytest.raises(ValueError, match="does not fit"):
+        de.pseudobulk(cells, groupby=["patient_id"], blocks=[adata.layers["counts"][:, :5]])
+
+
+def test_timepoint_de_names_missing_pseudobulk_columns():
+    counts, meta = de.pseudobulk(make_cohort(n_patients=2, n_cells=5, n_genes=20), groupby=["patient_id", "timepoint"])
+    with pytest.raises(ValueError, match="cell_type"):
+        de.timepoint_de(counts, meta)

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from clonetrack import patient_clones, resistance
+from clonetrack import de, patient_clones, resistance
 
 
 def make_patient(n=60, n_genes=50, seed=0):
@@ -104,10 +104,14 @@ def clone_cohort(n_patients=3, n_cells=40, n_genes=200, planted=10, fold=3.0, se
     return adata, classes
 
 
+def pseudobulks(adata, classes):
+    cells = resistance.malignant_with_status(adata, classes)
+    return de.pseudobulk(cells, groupby=resistance.PSEUDOBULK_KEYS)
+
+
 def test_resistance_de_recovers_planted_genes():
     adata, classes = clone_cohort()
-    cells = resistance.malignant_with_status(adata, classes)
-    table, summary = resistance.resistance_de(cells, min_cells=10)
+    table, summary = resistance.resistance_de(*pseudobulks(adata, classes), min_cells=10)
     assert summary["status"] == "tested" and summary["n_patients_with_both"] == 3
     assert "status" in summary["design"] and "patient_id" in summary["design"]
     hits = set(table.loc[table["p_adj"] < 0.05, "gene"])
@@ -119,8 +123,7 @@ def test_resistance_de_recovers_planted_genes():
 
 def test_resistance_de_needs_two_patients_with_both_statuses():
     adata, classes = clone_cohort(n_patients=1)
-    cells = resistance.malignant_with_status(adata, classes)
-    table, summary = resistance.resistance_de(cells, min_cells=10)
+    table, summary = resistance.resistance_de(*pseudobulks(adata, classes), min_cells=10)
     assert table.empty and summary["status"] == "skipped"
     assert "need 2" in summary["reason"]
 
@@ -129,7 +132,7 @@ def test_signature_scores_equal_hand_computation_and_comparison_uses_patients():
     adata, classes = clone_cohort()
     weights = pd.Series({"G0": 1.0, "G1": 1.0, "G150": 1.0}, name="planted")
     scores = resistance.signature_scores(
-        resistance.malignant_with_status(adata, classes), {"planted": weights}, stem_signatures=()
+        *pseudobulks(adata, classes), {"planted": weights}, stem_signatures=()
     )
     row = scores[(scores["patient_id"] == "P0") & (scores["status"] == "resistant")].iloc[0]
     cells = adata[(adata.obs["clone"] == "P0_R").to_numpy()]

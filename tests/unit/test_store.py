@@ -85,6 +85,24 @@ def test_read_parts_refuses_unknown_genes_and_bad_masks(stored):
         store.read_parts(path, cells=np.ones(3, dtype=bool))
 
 
+@pytest.mark.parametrize("cells", [None, "every_third", "none"])
+def test_row_blocks_stack_to_the_partial_read(stored, cells):
+    path, adata = stored
+    selection = {
+        None: None,
+        "every_third": np.arange(60) % 3 == 0,
+        "none": np.zeros(60, dtype=bool),
+    }[cells]
+    blocks = list(store.row_blocks(path, "counts", cells=selection))
+    assert all(block.shape[0] <= 7 for block in blocks)  # the fixture's block size
+    expected = store.read_parts(path, matrix="counts", cells=selection).layers["counts"]
+    stacked = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 40))
+    assert stacked.shape == expected.shape
+    np.testing.assert_array_equal(stacked.toarray(), expected.toarray())
+    if cells is None:
+        np.testing.assert_array_equal(stacked.toarray(), adata.layers["counts"].toarray())
+
+
 def test_write_cells_then_assemble_round_trip(stored, tmp_path):
     path, adata = stored
     cells = store.read_parts(path, obsp=True)

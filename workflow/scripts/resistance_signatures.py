@@ -4,17 +4,18 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
 import pandas as pd  # noqa: E402
 
-from clonetrack import annotate, io, plotting_clones, resistance, store  # noqa: E402
+from clonetrack import annotate, de, io, plotting_clones, resistance, store  # noqa: E402
 
 cfg = snakemake.params.resistance
-# Both analyses use the raw counts of malignant cells only.
-adata = store.read_parts(snakemake.input.adata, matrix="counts", cells=lambda obs: obs["malignant"].astype(bool).to_numpy(), obsm=False, uns=False)
 classes = pd.read_csv(snakemake.input.classes, sep="\t", dtype={"patient_id": str, "clone": str})
-cells = resistance.malignant_with_status(adata, classes)
-table, summary = resistance.resistance_de(cells, min_cells=cfg["min_cells"], by_cell_type=cfg["by_cell_type"], min_patients=cfg["min_patients"], random_state=snakemake.params.seed)
+# Both analyses use pseudobulks of the malignant cells of resistant and sensitive clones, summed
+# in one pass over their raw counts, block by block.
+cells = resistance.malignant_with_status(store.read_parts(snakemake.input.adata, obsm=False, uns=False), classes)
+counts, meta = de.pseudobulk(cells, groupby=resistance.PSEUDOBULK_KEYS, blocks=store.row_blocks(snakemake.input.adata, "counts", cells=cells.obs_names))
+table, summary = resistance.resistance_de(counts, meta, min_cells=cfg["min_cells"], by_cell_type=cfg["by_cell_type"], min_patients=cfg["min_patients"], random_state=snakemake.params.seed)
 log.info("resistance DE: %s", summary)
-signatures = {name: annotate.load_signature(path, adata.var_names) for name, path in cfg["signatures"].items()}
-scores = resistance.signature_scores(cells, signatures, stem_types=tuple(cfg["stem_cell_types"]), min_cells=cfg["min_cells"])
+signatures = {name: annotate.load_signature(path, counts.columns) for name, path in cfg["signatures"].items()}
+scores = resistance.signature_scores(counts, meta, signatures, stem_types=tuple(cfg["stem_cell_types"]), min_cells=cfg["min_cells"])
 comparison = resistance.compare_signatures(scores)
 fig = plotting_clones.plot_signature_scores(scores, signatures=list(signatures))
 fig.savefig(snakemake.output.plot, dpi=110, bbox_inches="tight")

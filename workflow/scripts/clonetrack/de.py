@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,13 @@ def pseudobulk(
     *,
     groupby: list[str],
     layer: str | None = "counts",
+    blocks: Iterable[sp.spmatrix] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sum raw counts over the cells of each combination of ``groupby`` columns.
+
+    ``blocks``, if given, replaces ``adata``'s matrix: its rows as consecutive blocks (e.g.
+    :func:`clonetrack.store.row_blocks`), summed as they arrive, so the cells' matrix is never
+    held whole and ``adata`` need only carry obs and var.
 
     Returns
     -------
@@ -30,14 +36,25 @@ def pseudobulk(
     meta
         One row per pseudobulk: the ``groupby`` values and ``n_cells``.
     """
-    matrix = adata.layers[layer] if layer else adata.X
+    if blocks is None:
+        blocks = [adata.layers[layer] if layer else adata.X]
     keys = adata.obs[groupby].astype(str)
-    group_id = keys.agg("|".join, axis=1)
+    group_id = keys.agg("|".join, axis=1) if len(keys) else pd.Series([], dtype=str)
     codes, names = pd.factorize(group_id, sort=True)
-    indicator = sp.csr_matrix(
-        (np.ones(adata.n_obs), (codes, np.arange(adata.n_obs))), shape=(len(names), adata.n_obs)
-    )
-    summed = indicator @ sp.csr_matrix(matrix)
+    summed = sp.csr_matrix((len(names), adata.n_vars))
+    start = 0
+    for block in blocks:
+        stop = start + block.shape[0]
+        if stop > adata.n_obs or block.shape[1] != adata.n_vars:
+            raise ValueError(f"a block of shape {block.shape} does not fit {adata.n_obs} x {adata.n_vars}")
+        indicator = sp.csr_matrix(
+            (np.ones(stop - start), (codes[start:stop], np.arange(stop - start))),
+            shape=(len(names), stop - start),
+        )
+        summed = summed + indicator @ sp.csr_matrix(block)
+        start = stop
+    if start != adata.n_obs:
+        raise ValueError(f"the blocks hold {start} cells, the metadata {adata.n_obs}")
     counts = pd.DataFrame(
         np.rint(summed.toarray()).astype(np.int64), index=names, columns=adata.var_names
     )
@@ -46,6 +63,23 @@ def pseudobulk(
     meta.index.name = "pseudobulk"
     counts.index.name = "pseudobulk"
     return counts, meta
+
+
+def aggregate(
+    counts: pd.DataFrame, meta: pd.DataFrame, *, groupby: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sum pseudobulks into coarser ones over ``groupby`` (a subset of ``meta``'s columns).
+
+    Equals :func:`pseudobulk` with ``groupby`` on the cells, so one pass over a file can serve
+    several groupings.
+    """
+    keys = meta[groupby].astype(str)
+    group_id = keys.agg("|".join, axis=1) if len(keys) else pd.Series([], index=meta.index, dtype=str)
+    summed = counts.groupby(group_id.to_numpy(), sort=True).sum()
+    coarse = keys.groupby(group_id, sort=True).first()
+    coarse["n_cells"] = meta["n_cells"].groupby(group_id, sort=True).sum()
+    summed.index.name = coarse.index.name = "pseudobulk"
+    return summed.loc[coarse.index], coarse
 
 
 def expressed_genes(counts: pd.DataFrame, groups: pd.Series, *, min_count: int = 10) -> pd.Index:
@@ -131,7 +165,8 @@ def deseq_contrast(
 
 
 def timepoint_de(
-    adata: AnnData,
+    counts: pd.DataFrame,
+    meta: pd.DataFrame,
     *,
     cell_type_key: str = "cell_type",
     reference: str = "diagnosis",
@@ -143,8 +178,9 @@ def timepoint_de(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare each timepoint with ``reference`` within patients, per cell type.
 
-    Pseudobulks are patient x timepoint x cell type sums of raw counts; those with fewer than
-    ``min_cells`` cells are dropped. A contrast is tested when at least ``min_patients`` patients
+    ``counts`` and ``meta`` are pseudobulks (:func:`pseudobulk`) over ``patient_id``,
+    ``timepoint`` and ``cell_type_key``; those with fewer than ``min_cells`` cells are dropped.
+    A contrast is tested when at least ``min_patients`` patients
     have both timepoints; one model ``~ patient_id + timepoint`` per cell type, so each patient is
     its own control. Genes are filtered as in edgeR's filterByExpr before fitting.
 
@@ -155,7 +191,9 @@ def timepoint_de(
     summary
         One row per cell type x contrast: pseudobulks and patients used, or why it was skipped.
     """
-    counts, meta = pseudobulk(adata, groupby=["patient_id", "timepoint", cell_type_key])
+    missing = {"patient_id", "timepoint", cell_type_key, "n_cells"} - set(meta.columns)
+    if missing:
+        raise ValueError(f"pseudobulk metadata lacks {sorted(missing)}")
     results, summary = [], []
     timepoints = sorted(set(meta["timepoint"]) - {reference})
     for cell_type in sorted(set(meta[cell_type_key]) - set(skip_types)):

@@ -7,7 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import stats
 
-from .de import deseq_contrast, pseudobulk
+from .de import aggregate, deseq_contrast
 
 RESULT_COLUMNS = ["gene", "base_mean", "log2fc", "log2fc_se", "log2fc_ci_low", "log2fc_ci_high",
                   "stat", "p", "p_adj"]
@@ -22,21 +22,32 @@ def clone_status(classes: pd.DataFrame) -> pd.DataFrame:
     return table[table["status"] != ""].reset_index(drop=True)
 
 
-def malignant_with_status(adata: AnnData, classes: pd.DataFrame) -> AnnData:
-    """Malignant cells of clones classed resistant or sensitive, with ``obs["status"]``."""
+def status_of_cells(obs: pd.DataFrame, classes: pd.DataFrame) -> pd.Series:
+    """``resistant``/``sensitive`` per cell of ``obs``: malignant cells of clones so classed;
+    NaN for every other cell."""
     status = clone_status(classes)
-    key = adata.obs["patient_id"].astype(str) + "|" + adata.obs["clone"].astype(str)
+    key = obs["patient_id"].astype(str) + "|" + obs["clone"].astype(str)
     lookup = dict(zip(status["patient_id"].astype(str) + "|" + status["clone"].astype(str),
                       status["status"], strict=True))
-    mapped = key.map(lookup)
-    keep = (adata.obs["malignant"].astype(bool) & mapped.notna()).to_numpy()
+    return key.map(lookup).where(obs["malignant"].astype(bool))
+
+
+def malignant_with_status(adata: AnnData, classes: pd.DataFrame) -> AnnData:
+    """Malignant cells of clones classed resistant or sensitive, with ``obs["status"]``."""
+    status = status_of_cells(adata.obs, classes)
+    keep = status.notna().to_numpy()
     cells = adata[keep].copy()
-    cells.obs["status"] = mapped[keep].to_numpy()
+    cells.obs["status"] = status[keep].to_numpy()
     return cells
 
 
+# The one grouping that both analyses aggregate from: a single pass over the counts.
+PSEUDOBULK_KEYS = ["patient_id", "clone", "timepoint", "status", "cell_type"]
+
+
 def resistance_de(
-    cells: AnnData,
+    counts: pd.DataFrame,
+    meta: pd.DataFrame,
     *,
     min_cells: int = 10,
     by_cell_type: bool = True,
@@ -51,18 +62,17 @@ def resistance_de(
     timepoint absorbs treatment effects shared by all clones, and cell type keeps differentiation
     state from masquerading as resistance. A term with one level left is dropped.
 
-    ``cells`` are those of :func:`malignant_with_status`. Returns the results table (gene,
+    ``counts`` and ``meta`` are pseudobulks over :data:`PSEUDOBULK_KEYS` of the cells of
+    :func:`malignant_with_status`. Returns the results table (gene,
     log2fc resistant/sensitive with 95% CI, p, p_adj) and a summary dict saying what was fitted,
     or why not.
     """
-    groupby = ["patient_id", "clone", "timepoint", "status"]
-    if by_cell_type:
-        groupby.append("cell_type")
-    summary = {"n_cells": int(cells.n_obs), "design": None, "status": "skipped"}
-    if cells.n_obs == 0:
+    summary = {"n_cells": int(meta["n_cells"].sum()), "design": None, "status": "skipped"}
+    if summary["n_cells"] == 0:
         summary["reason"] = "no malignant cells in clones classed resistant or sensitive"
         return pd.DataFrame(columns=RESULT_COLUMNS), summary
-    counts, meta = pseudobulk(cells, groupby=groupby)
+    if not by_cell_type:
+        counts, meta = aggregate(counts, meta, groupby=PSEUDOBULK_KEYS[:-1])
     keep = meta["n_cells"] >= min_cells
     meta, counts = meta[keep], counts[keep]
     both = meta.groupby("patient_id")["status"].nunique()
@@ -101,7 +111,8 @@ def _log_cpm(counts: pd.DataFrame) -> pd.DataFrame:
 
 
 def signature_scores(
-    cells: AnnData,
+    counts: pd.DataFrame,
+    meta: pd.DataFrame,
     signatures: dict[str, pd.Series],
     *,
     stem_types: tuple[str, ...] = ("HSC", "Prog", "GMP"),
@@ -115,16 +126,18 @@ def signature_scores(
     published weights as a sum (Ng et al. 2016). Signatures in ``stem_signatures`` are scored on
     the clone's stem/progenitor-like cells only (``stem_types``), where venetoclax acts.
     Pseudobulks with fewer than ``min_cells`` cells get NaN. Individual genes of
-    ``stem_signatures`` are reported too. ``cells`` are those of :func:`malignant_with_status`.
+    ``stem_signatures`` are reported too. ``counts`` and ``meta`` are pseudobulks over
+    :data:`PSEUDOBULK_KEYS` of the cells of :func:`malignant_with_status`.
     """
     rows = []
-    if cells.n_obs == 0:
+    if meta["n_cells"].sum() == 0:
         return pd.DataFrame(columns=["patient_id", "clone", "status", "n_cells"])
-    counts, meta = pseudobulk(cells, groupby=["patient_id", "clone", "status"])
-    stem = cells[cells.obs["cell_type"].astype(str).isin(stem_types).to_numpy()]
+    per_clone = ["patient_id", "clone", "status"]
+    is_stem = meta["cell_type"].astype(str).isin(stem_types).to_numpy()
     stem_counts, stem_meta = (
-        pseudobulk(stem, groupby=["patient_id", "clone", "status"]) if stem.n_obs else (None, None)
+        aggregate(counts[is_stem], meta[is_stem], groupby=per_clone) if is_stem.any() else (None, None)
     )
+    counts, meta = aggregate(counts, meta, groupby=per_clone)
     expr = _log_cpm(counts)
     stem_expr = _log_cpm(stem_counts) if stem_counts is not None else None
     for pb, row in meta.iterrows():

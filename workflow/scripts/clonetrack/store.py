@@ -45,6 +45,24 @@ def _indexer(selection, frame: pd.DataFrame) -> np.ndarray:
     return np.sort(positions)
 
 
+def _csr_row_blocks(matrix, rows: np.ndarray, cols: np.ndarray | None):
+    """Consecutive blocks of the selected ``rows`` (sorted positions) of a stored CSR matrix,
+    restricted to ``cols`` (``None``: all)."""
+    # Contiguous slices read far faster than fancy row indices (about 17x at 100,000 cells), so
+    # each block of the selection's span is read whole and subset in memory.
+    if not len(rows):
+        return
+    for start in range(int(rows[0]), int(rows[-1]) + 1, _BLOCK_ROWS):
+        wanted = rows[np.searchsorted(rows, start) : np.searchsorted(rows, start + _BLOCK_ROWS)]
+        if not len(wanted):
+            continue
+        wanted = wanted - start
+        block = matrix[start : start + int(wanted[-1]) + 1]
+        if len(wanted) < block.shape[0]:
+            block = block[wanted]
+        yield block if cols is None else block[:, cols]
+
+
 def _read_matrix(elem, rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int):
     """Rows x columns of a stored matrix, reading row blocks so memory follows the selection."""
     if isinstance(elem, h5py.Dataset):
@@ -56,20 +74,26 @@ def _read_matrix(elem, rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: 
         return sp.csr_matrix(block[rows])
     if all_cols and len(rows) == n_rows:
         return matrix[:]
-    # Contiguous slices read far faster than fancy row indices (about 17x at 100,000 cells), so
-    # each block of the selection's span is read whole and subset in memory.
-    blocks = []
-    if len(rows):
-        for start in range(int(rows[0]), int(rows[-1]) + 1, _BLOCK_ROWS):
-            stop = start + _BLOCK_ROWS
-            wanted = rows[np.searchsorted(rows, start) : np.searchsorted(rows, stop)] - start
-            if not len(wanted):
-                continue
-            block = matrix[start : start + int(wanted[-1]) + 1]
-            if len(wanted) < block.shape[0]:
-                block = block[wanted]
-            blocks.append(block if all_cols else block[:, cols])
+    blocks = list(_csr_row_blocks(matrix, rows, None if all_cols else cols))
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(cols)))
+
+
+def row_blocks(path: os.PathLike | str, matrix: str = "counts", *, cells=None):
+    """Yield the selected cells' rows of one matrix (all genes) as consecutive CSR blocks.
+
+    Stacked, the blocks equal ``read_parts(path, matrix=matrix, cells=cells)``'s matrix; a
+    consumer that reduces over cells (pseudobulk sums) never holds more than one block.
+    ``cells`` is as for :func:`read_parts`.
+    """
+    with h5py.File(path, "r") as f:
+        obs = read_elem(f["obs"])
+        n_genes = len(read_elem(f["var"]))
+        rows = _indexer(cells, obs)
+        elem = f["X"] if matrix == "X" else f["layers"][matrix]
+        if isinstance(elem, h5py.Dataset) or sparse_dataset(elem).format == "csc":
+            yield sp.csr_matrix(_read_matrix(elem, rows, np.arange(n_genes), len(obs), n_genes))
+            return
+        yield from _csr_row_blocks(sparse_dataset(elem), rows, None)
 
 
 def read_parts(
