@@ -260,7 +260,12 @@ def snapshot(dest: Path) -> None:
 
 
 def read_benchmarks(workdir: Path) -> list[dict]:
-    """Every ``benchmarks/<rule>/<job>.tsv`` as rule, job, seconds, max RSS (MB), CPU seconds."""
+    """Every ``benchmarks/<rule>/<job>.tsv`` as rule, job, seconds, max RSS and PSS (MB), CPU s.
+
+    Snakemake sums each measure over a job's processes. A job whose library forks workers
+    (infercnvpy's process pool) thus counts the pages parent and worker share twice in RSS, once
+    in PSS: PSS is the memory the job really occupies (what a cgroup limit counts, about).
+    """
     import pandas as pd
 
     rows = []
@@ -273,6 +278,7 @@ def read_benchmarks(workdir: Path) -> list[dict]:
                 "job": path.stem,
                 "s": float(last["s"]),
                 "max_rss_mb": float(last["max_rss"]) if pd.notna(last["max_rss"]) else 0.0,
+                "max_pss_mb": float(last["max_pss"]) if pd.notna(last.get("max_pss")) else 0.0,
                 "cpu_s": float(last["cpu_time"]) if "cpu_time" in last else float("nan"),
             }
         )
@@ -301,29 +307,33 @@ def timed(cmd: list[str]) -> list[str]:
     return ["/usr/bin/time", "-v", *cmd] if Path("/usr/bin/time").exists() else cmd
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Summed RSS (MB) of process ``pid`` and all its descendants; 0 once it has gone."""
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """Summed RSS and PSS (MB) of process ``pid`` and all its descendants; 0 once it has gone.
+
+    PSS shares each page among the processes mapping it, so forked workers are not counted twice.
+    """
     gone = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except gone:
-        return 0.0
-    total = 0
+        return 0.0, 0.0
+    rss = pss = 0
     for proc in procs:
         # jobs start and end between listing and reading; those simply do not count
         try:
-            total += proc.memory_info().rss
+            info = proc.memory_full_info()
         except gone:
-            pass
-    return total / 2**20
+            continue
+        rss, pss = rss + info.rss, pss + info.pss
+    return rss / 2**20, pss / 2**20
 
 
 def measure(cmd: list[str], *, cwd: Path | None = None, interval: float = 0.5) -> dict:
     """Run ``cmd`` under ``time -v`` while a thread samples the RSS of its whole process tree.
 
     Returns wall time, exit code, load averages, ``time -v`` CPU and largest-process peak,
-    the concurrent peak (``concurrent_peak_rss_mb``), and the captured ``stdout``/``stderr``.
+    the concurrent peaks (``concurrent_peak_rss_mb``, ``concurrent_peak_pss_mb``), and the captured ``stdout``/``stderr``.
     """
     load = os.getloadavg()[0]
     start = time.perf_counter()
@@ -336,11 +346,12 @@ def measure(cmd: list[str], *, cwd: Path | None = None, interval: float = 0.5) -
         env=environment(),
     )
     done = threading.Event()
-    peak = [0.0]
+    peak = [0.0, 0.0]
 
     def sample() -> None:
         while True:
-            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+            rss, pss = tree_memory_mb(proc.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             if done.wait(interval):
                 return
 
@@ -358,6 +369,7 @@ def measure(cmd: list[str], *, cwd: Path | None = None, interval: float = 0.5) -
         "load_after": os.getloadavg()[0],
         **time_v(stderr),
         "concurrent_peak_rss_mb": peak[0],
+        "concurrent_peak_pss_mb": peak[1],
         "stdout": stdout,
         "stderr": stderr,
     }
@@ -411,6 +423,7 @@ def run_workflow(workdir: Path, sheet: Path, cores: int, overrides: list[str]) -
             "tree_cpu_s": total("tree_cpu_s", sum),
             "tree_peak_rss_mb": total("tree_peak_rss_mb", max),
             "concurrent_peak_rss_mb": total("concurrent_peak_rss_mb", max),
+            "concurrent_peak_pss_mb": total("concurrent_peak_pss_mb", max),
             "rules": read_benchmarks(workdir),
         }
     )
@@ -430,6 +443,7 @@ def summarise_rules(rules: list[dict]) -> list[dict]:
                 "max_s": 0.0,
                 "cpu_s": 0.0,
                 "max_rss_mb": 0.0,
+                "max_pss_mb": 0.0,
             },
         )
         entry["jobs"] += 1
@@ -437,6 +451,7 @@ def summarise_rules(rules: list[dict]) -> list[dict]:
         entry["max_s"] = max(entry["max_s"], row["s"])
         entry["cpu_s"] += row.get("cpu_s", 0.0) or 0.0
         entry["max_rss_mb"] = max(entry["max_rss_mb"], row["max_rss_mb"])
+        entry["max_pss_mb"] = max(entry["max_pss_mb"], row.get("max_pss_mb", 0.0))
     return list(by_rule.values())
 
 
@@ -627,8 +642,9 @@ def fmt_table(results: list[dict]) -> str:
     ]
     memory = [
         "| cells | bare largest process MB | bare concurrent MB | shared largest process MB "
-        "| shared concurrent MB | workflow largest process MB | workflow concurrent MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| shared concurrent MB | workflow largest process MB | workflow largest job PSS MB "
+        "| workflow concurrent MB | workflow concurrent PSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         wf, b = r.get("workflow", {}), r.get("bare", {})
@@ -653,23 +669,32 @@ def fmt_table(results: list[dict]) -> str:
             shared.get("tree_peak_rss_mb", nan),
             shared.get("concurrent_peak_rss_mb", nan),
             wf_peak,
+            max((x.get("max_pss_mb", nan) for x in wf.get("rules", [])), default=nan),
             wf.get("concurrent_peak_rss_mb", nan),
+            wf.get("concurrent_peak_pss_mb", nan),
         ]
         memory.append(f"| {r['n_cells']:,} | " + " | ".join(num(x) for x in peaks) + " |")
-    lines += ["", "Peak memory (largest process: time -v; concurrent: whole process tree):", ""]
+    lines += [
+        "",
+        "Peak memory (largest process: time -v; largest job: the rules' benchmark files, summed "
+        "over a job's processes; concurrent: whole process tree; PSS counts pages that "
+        "processes share once):",
+        "",
+    ]
     lines += memory
     for r in results:
         wf = r.get("workflow")
         if wf:
             lines += ["", f"Workflow rules at {r['n_cells']:,} cells (exit {wf['exit_code']}):", ""]
             lines += [
-                "| rule | jobs | wall s (sum) | wall s (longest job) | CPU s (sum) | max RSS MB |",
-                "|---|---:|---:|---:|---:|---:|",
+                "| rule | jobs | wall s (sum) | wall s (longest job) | CPU s (sum) | max RSS MB "
+                "| max PSS MB |",
+                "|---|---:|---:|---:|---:|---:|---:|",
             ]
             for x in summarise_rules(wf["rules"]):
                 lines.append(
                     f"| {x['rule']} | {x['jobs']} | {x['s']:.1f} | {x['max_s']:.1f} "
-                    f"| {x['cpu_s']:.1f} | {x['max_rss_mb']:.0f} |"
+                    f"| {x['cpu_s']:.1f} | {x['max_rss_mb']:.0f} | {num(x['max_pss_mb'] or nan)} |"
                 )
         b = r.get("bare")
         if b and "steps" in b:
