@@ -34,10 +34,18 @@ def make_batches(n_per=150, n_types=3, n_genes=300, batch_shift=0.3, seed=0):
     return adatas, samples
 
 
+def merge(adatas, samples, folder):
+    paths = {}
+    for sid, adata in adatas.items():
+        paths[sid] = folder / f"{sid}.h5ad"
+        adata.write_h5ad(paths[sid])
+    return integrate.merge_samples_on_disk(paths, samples, folder / "counts.h5ad")
+
+
 @pytest.fixture(scope="module")
-def merged():
+def merged(tmp_path_factory):
     adatas, samples = make_batches()
-    adata = integrate.merge_samples(adatas, samples)
+    adata = merge(adatas, samples, tmp_path_factory.mktemp("merge"))
     integrate.normalise_and_select(adata, n_top_genes=200, batch_key="sample_id")
     integrate.run_pca(adata, n_pcs=20)
     return adata
@@ -56,11 +64,23 @@ def test_merge_carries_design_and_keeps_counts(merged):
     assert merged.var["highly_variable"].sum() == 200
 
 
-def test_disjoint_genes_refused():
+def test_disjoint_genes_refused(tmp_path):
     adatas, samples = make_batches(n_per=5, n_genes=30)
     adatas["S1"].var_names = [f"X{i}" for i in range(30)]
     with pytest.raises(InputError, match="share no gene names"):
-        integrate.merge_samples(adatas, samples)
+        merge(adatas, samples, tmp_path)
+    assert not (tmp_path / "counts.h5ad").exists()
+
+
+def test_merge_keeps_shared_genes_and_records_the_dropped(tmp_path):
+    adatas, samples = make_batches(n_per=5, n_genes=30)
+    adatas["S1"] = adatas["S1"][:, 3:].copy()
+    merged = merge(adatas, samples, tmp_path)
+    assert list(merged.var_names) == [f"G{i}" for i in range(3, 30)]
+    assert merged.uns["clonetrack"]["merge"]["n_genes_dropped_not_in_all_samples"] == 3
+    np.testing.assert_array_equal(
+        merged[merged.obs["sample_id"] == "S0"].X.toarray(), adatas["S0"][:, 3:].X.toarray()
+    )
 
 
 def test_harmony_mixes_batches_and_keeps_types(merged):

@@ -45,33 +45,21 @@ def _add_design(merged: AnnData, samples: pd.DataFrame, n_common: int, n_dropped
     }
 
 
-def merge_samples(adatas: dict[str, AnnData], samples: pd.DataFrame) -> AnnData:
-    """Concatenate QC-passed samples (inner join on genes) and attach the sheet's design columns.
-
-    Genes measured in some samples only are dropped (their number is recorded); samples sharing
-    no genes are refused.
-    """
-    n_common, n_dropped = _common_genes({sid: a.var_names for sid, a in adatas.items()})
-    merged = ad.concat(adatas, join="inner", label="sample_id", index_unique=None, merge="same")
-    _add_design(merged, samples, n_common, n_dropped)
-    return merged
-
-
 def merge_samples_on_disk(
     paths: dict[str, str], samples: pd.DataFrame, counts_path: str
 ) -> AnnData:
-    """:func:`merge_samples` for ``.h5ad`` files, concatenated on disk into ``counts_path``.
+    """Concatenate QC-passed samples (``.h5ad`` files) on disk into ``counts_path`` (inner join
+    on genes), read the result and attach the sheet's design columns.
 
-    Only the result is ever in memory, never the samples beside it: at a million cells each
-    copy of the matrix is about 12 GB.
+    Genes measured in some samples only are dropped (their number is recorded); samples sharing
+    no genes are refused. Only the result is ever in memory, never the samples beside it: at a
+    million cells each copy of the matrix is about 12 GB.
     """
     from anndata.experimental import concat_on_disk
 
-    from .store import read_parts
+    from .store import var_names
 
-    n_common, n_dropped = _common_genes(
-        {sid: read_parts(path, obsm=False, uns=False).var_names for sid, path in paths.items()}
-    )
+    n_common, n_dropped = _common_genes({sid: var_names(path) for sid, path in paths.items()})
     concat_on_disk(paths, counts_path, join="inner", label="sample_id", merge="same")
     merged = ad.read_h5ad(counts_path)
     _add_design(merged, samples, n_common, n_dropped)

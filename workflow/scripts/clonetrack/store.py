@@ -146,6 +146,13 @@ def read_parts(
     return ad.AnnData(obs=obs.iloc[rows], var=var.iloc[cols], **parts)
 
 
+def var_names(path: os.PathLike | str) -> pd.Index:
+    """The gene names of an ``.h5ad`` file, reading nothing else."""
+    with h5py.File(path, "r") as f:
+        var = f["var"]
+        return pd.Index(read_elem(var[var.attrs["_index"]]).astype(str))
+
+
 def write_cells(adata: ad.AnnData, path: os.PathLike | str) -> None:
     """Write the cell-level parts of ``adata`` (obs, obsm, obsp, uns), without matrix or genes."""
     cells = ad.AnnData(
