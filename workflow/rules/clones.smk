@@ -160,7 +160,8 @@ rule resistance_signatures:
         "benchmarks/resistance_signatures/resistance_signatures.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(factor=1, floor_mb=2000),
+        # pseudobulks are summed block by block: memory follows pseudobulks, not cells
+        mem_mb=mem_mb(factor=0.15, floor_mb=2000),
         runtime=60,
     conda:
         "../../envs/clonetrack.yaml"

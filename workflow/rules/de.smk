@@ -29,7 +29,8 @@ rule timepoint_de:
         "benchmarks/timepoint_de/timepoint_de.tsv"
     threads: 2
     resources:
-        mem_mb=mem_mb(factor=1.5, floor_mb=2000),
+        # pseudobulks are summed block by block: memory follows pseudobulks, not cells
+        mem_mb=mem_mb(factor=0.15, floor_mb=3000),
         runtime=60,
     conda:
         "../../envs/clonetrack.yaml"
