@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import adjusted_rand_score
 
-from clonetrack import cluster, integrate, metrics
+from clonetrack import cluster, integrate, metrics, store
 from clonetrack.errors import InputError
 
 
@@ -42,13 +42,29 @@ def merge(adatas, samples, folder):
     return integrate.merge_samples_on_disk(paths, samples, folder / "counts.h5ad")
 
 
-@pytest.fixture(scope="module")
-def merged(tmp_path_factory):
-    adatas, samples = make_batches()
-    adata = merge(adatas, samples, tmp_path_factory.mktemp("merge"))
-    integrate.normalise_and_select(adata, n_top_genes=200, batch_key="sample_id")
-    integrate.run_pca(adata, n_pcs=20)
+def merge_normalise(adatas, samples, folder, **kwargs):
+    """The merge rule's two steps; the merged object, with the raw counts in a layer."""
+    cells = merge(adatas, samples, folder)
+    integrate.normalise_on_disk(folder / "counts.h5ad", folder / "merged.h5ad", cells, **kwargs)
+    adata = ad.read_h5ad(folder / "merged.h5ad")
+    adata.layers["counts"] = ad.read_h5ad(folder / "counts.h5ad").X
     return adata
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory, monkeypatch_module):
+    adatas, samples = make_batches()
+    return merge_normalise(
+        adatas, samples, tmp_path_factory.mktemp("merge"), n_top_genes=200, batch_key="sample_id", n_pcs=20
+    )
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    # small row blocks, so the block-wise normalisation is exercised across blocks
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "_BLOCK_ROWS", 70)
+        yield patch
 
 
 def test_merge_carries_design_and_keeps_counts(merged):
@@ -75,12 +91,36 @@ def test_disjoint_genes_refused(tmp_path):
 def test_merge_keeps_shared_genes_and_records_the_dropped(tmp_path):
     adatas, samples = make_batches(n_per=5, n_genes=30)
     adatas["S1"] = adatas["S1"][:, 3:].copy()
-    merged = merge(adatas, samples, tmp_path)
-    assert list(merged.var_names) == [f"G{i}" for i in range(3, 30)]
-    assert merged.uns["clonetrack"]["merge"]["n_genes_dropped_not_in_all_samples"] == 3
+    cells = merge(adatas, samples, tmp_path)
+    assert cells.X is None  # metadata only
+    assert list(cells.var_names) == [f"G{i}" for i in range(3, 30)]
+    assert cells.uns["clonetrack"]["merge"]["n_genes_dropped_not_in_all_samples"] == 3
+    counts = ad.read_h5ad(tmp_path / "counts.h5ad")
     np.testing.assert_array_equal(
-        merged[merged.obs["sample_id"] == "S0"].X.toarray(), adatas["S0"][:, 3:].X.toarray()
+        counts[cells.obs["sample_id"] == "S0"].X.toarray(), adatas["S0"][:, 3:].X.toarray()
     )
+
+
+@pytest.mark.parametrize("batch_key", ["sample_id", None])
+def test_block_wise_normalisation_equals_scanpy_on_the_whole_matrix(tmp_path, monkeypatch, batch_key):
+    import scanpy as sc
+
+    monkeypatch.setattr(store, "_BLOCK_ROWS", 37)
+    adatas, samples = make_batches(n_per=120)
+    ours = merge_normalise(adatas, samples, tmp_path, n_top_genes=100, batch_key=batch_key, n_pcs=15)
+    whole = ad.concat(adatas, label="sample_id", index_unique=None)
+    sc.pp.highly_variable_genes(whole, flavor="seurat_v3", n_top_genes=100, batch_key=batch_key)
+    sc.pp.normalize_total(whole, target_sum=1e4)
+    sc.pp.log1p(whole)
+    sc.pp.pca(whole, n_comps=15, mask_var="highly_variable", random_state=0)
+    np.testing.assert_array_equal(ours.var["highly_variable"], whole.var["highly_variable"])
+    columns = ["highly_variable_rank", "variances_norm"] + (["highly_variable_nbatches"] if batch_key else [])
+    pd.testing.assert_frame_equal(ours.var[columns], whole.var[columns])
+    np.testing.assert_allclose(ours.var[["means", "variances"]], whole.var[["means", "variances"]], rtol=1e-9)
+    np.testing.assert_allclose(ours.X.toarray(), whole.X.toarray(), rtol=1e-6)
+    # PCs agree up to sign
+    signs = np.sign((ours.obsm["X_pca"] * whole.obsm["X_pca"]).sum(axis=0))
+    np.testing.assert_allclose(ours.obsm["X_pca"] * signs, whole.obsm["X_pca"], rtol=1e-3, atol=1e-3)
 
 
 def test_harmony_mixes_batches_and_keeps_types(merged):

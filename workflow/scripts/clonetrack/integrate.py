@@ -49,74 +49,186 @@ def merge_samples_on_disk(
     paths: dict[str, str], samples: pd.DataFrame, counts_path: str
 ) -> AnnData:
     """Concatenate QC-passed samples (``.h5ad`` files) on disk into ``counts_path`` (inner join
-    on genes), read the result and attach the sheet's design columns.
+    on genes); return the merged cells' metadata (obs with the sheet's design columns, var, uns),
+    without the matrix.
 
     Genes measured in some samples only are dropped (their number is recorded); samples sharing
-    no genes are refused. Only the result is ever in memory, never the samples beside it: at a
-    million cells each copy of the matrix is about 12 GB.
+    no genes are refused. No matrix is loaded: at a million cells the counts are about 12 GB.
     """
     from anndata.experimental import concat_on_disk
 
-    from .store import var_names
+    from .store import read_parts, var_names
 
     n_common, n_dropped = _common_genes({sid: var_names(path) for sid, path in paths.items()})
     concat_on_disk(paths, counts_path, join="inner", label="sample_id", merge="same")
-    merged = ad.read_h5ad(counts_path)
+    merged = read_parts(counts_path, obsm=False, uns=False)
     _add_design(merged, samples, n_common, n_dropped)
     return merged
 
 
-def normalise_and_select(
-    adata: AnnData,
-    *,
-    target_sum: float = 1e4,
-    n_top_genes: int = 2000,
-    batch_key: str | None = "sample_id",
-    keep_counts: bool = True,
-) -> None:
-    """Flag variable genes on raw counts, then normalise and log ``X`` in place.
+def _seurat_v3_batch(counts, var_names: pd.Index, *, n_top_genes: int, span: float) -> pd.DataFrame:
+    """scanpy's seurat_v3 statistics of one batch: means, variances and ``variances_norm``."""
+    batch = AnnData(X=counts, var=pd.DataFrame(index=var_names))
+    table = sc.pp.highly_variable_genes(
+        batch, flavor="seurat_v3", n_top_genes=n_top_genes, span=span, inplace=False
+    )
+    table["n_cells"] = batch.n_obs
+    return table[["means", "variances", "variances_norm", "n_cells"]]
 
-    Highly variable genes use seurat_v3 on raw counts, ranked within each batch and combined, so a
-    gene that varies only because of a batch does not dominate. With ``keep_counts`` the raw
-    counts are first copied to ``layers["counts"]``; without, the caller keeps them elsewhere (on
-    disk) and only one matrix is ever held.
+
+def combine_seurat_v3(batches: list[pd.DataFrame], *, n_top_genes: int) -> pd.DataFrame:
+    """Highly variable genes from per-batch seurat_v3 statistics, as scanpy combines them.
+
+    Within each batch genes are ranked by normalised variance; the selection sorts by the median
+    rank among the batches where a gene is in the top ``n_top_genes`` (then by that number of
+    batches), so a gene variable in one batch only does not dominate. Means and variances are
+    over all cells (pooled from the batches).
     """
-    if keep_counts:
-        adata.layers["counts"] = adata.X.copy()
-    n_top = min(n_top_genes, adata.n_vars)
-    batches = adata.obs[batch_key] if batch_key else None
-    use_batch = batch_key if batches is not None and batches.nunique() > 1 else None
-    # The loess fit of seurat_v3 can be singular in small batches (a hundred cells); a wider
-    # span smooths the mean-variance trend more and resolves it.
+    norm = np.vstack([b["variances_norm"].to_numpy() for b in batches])
+    ranks = np.argsort(np.argsort(-norm, axis=1), axis=1).astype(np.float32)
+    n_high = (ranks < n_top_genes).sum(axis=0)
+    ranks[ranks >= n_top_genes] = np.nan
+    median_rank = np.ma.median(np.ma.masked_invalid(ranks), axis=0).filled(np.nan)
+    n = np.array([b["n_cells"].iloc[0] for b in batches], dtype=np.float64)[:, None]
+    means = np.vstack([b["means"].to_numpy() for b in batches])
+    variances = np.vstack([b["variances"].to_numpy() for b in batches])
+    total = n.sum()
+    mean = (n * means).sum(axis=0) / total
+    # pooled variance (ddof=1) from per-batch means and variances
+    squares = ((n - 1) * variances + n * means**2).sum(axis=0)
+    variance = (squares - total * mean**2) / max(total - 1, 1)
+    table = pd.DataFrame(
+        {
+            "highly_variable_rank": median_rank,
+            "means": mean,
+            "variances": variance,
+            "variances_norm": norm.mean(axis=0),
+            "highly_variable_nbatches": n_high,
+        },
+        index=batches[0].index,
+    )
+    order = table.sort_values(
+        ["highly_variable_rank", "highly_variable_nbatches"],
+        ascending=[True, False],
+        na_position="last",
+    ).index
+    table.insert(0, "highly_variable", table.index.isin(order[:n_top_genes]))
+    return table
+
+
+def select_genes_on_disk(
+    counts_path: str, obs: pd.DataFrame, *, n_top_genes: int = 2000, batch_key: str | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """seurat_v3 highly variable genes of the raw counts in ``counts_path``, one batch in memory
+    at a time; the same selection as ``sc.pp.highly_variable_genes(flavor="seurat_v3",
+    batch_key=...)`` on the whole matrix.
+
+    Returns the var columns and the settings used. The loess fit of seurat_v3 can be singular in
+    small batches (a hundred cells); a wider span smooths the mean-variance trend more and
+    resolves it, so the spans 0.3, 0.5 and 1.0 are tried in turn, one span for all batches.
+    """
+    from .store import read_parts, var_names
+
+    genes = var_names(counts_path)
+    n_top = min(n_top_genes, len(genes))
+    labels = obs[batch_key].astype(str).to_numpy() if batch_key else None
+    use_batch = batch_key if labels is not None and len(set(labels)) > 1 else None
+    groups = np.unique(labels) if use_batch else [None]
     for span in (0.3, 0.5, 1.0):
         try:
-            sc.pp.highly_variable_genes(
-                adata,
-                flavor="seurat_v3",
-                n_top_genes=n_top,
-                batch_key=use_batch,
-                span=span,
-            )
+            stats = []
+            for group in groups:
+                cells = None if group is None else labels == group
+                counts = read_parts(counts_path, matrix="X", cells=cells, obsm=False, uns=False).X
+                stats.append(_seurat_v3_batch(counts, genes, n_top_genes=n_top, span=span))
             break
         except ValueError as error:
             if "singularit" not in str(error) or span == 1.0:
                 raise
-    sc.pp.normalize_total(adata, target_sum=target_sum)
-    sc.pp.log1p(adata)
-    adata.uns.setdefault("clonetrack", {})["normalise"] = {
-        "target_sum": target_sum,
-        "n_top_genes": n_top,
-        "batch_key": use_batch,
-        "loess_span": span,
-    }
+    table = combine_seurat_v3(stats, n_top_genes=n_top)
+    if not use_batch:
+        table = table.drop(columns="highly_variable_nbatches")
+    return table, {"n_top_genes": n_top, "batch_key": use_batch, "loess_span": span}
 
 
-def run_pca(adata: AnnData, *, n_pcs: int = 30, random_state: int = 0) -> None:
-    """PCA on highly variable genes of the log-normalised data (sparse, never densified)."""
-    n_comps = int(min(n_pcs, adata.n_obs - 1, int(adata.var["highly_variable"].sum()) - 1))
-    # mask_var subsets to HVGs first; sparse input is centred implicitly, never densified.
-    sc.pp.pca(adata, n_comps=n_comps, mask_var="highly_variable", random_state=random_state)
-    adata.uns.setdefault("clonetrack", {})["pca"] = {"n_pcs": n_comps}
+def normalise_on_disk(
+    counts_path: str,
+    out_path: str,
+    cells: AnnData,
+    *,
+    target_sum: float = 1e4,
+    n_top_genes: int = 2000,
+    batch_key: str | None = "sample_id",
+    n_pcs: int = 30,
+    random_state: int = 0,
+) -> AnnData:
+    """Write ``out_path``: the counts of ``counts_path`` normalised and logged, with variable
+    genes and PCA, for the cells of ``cells`` (its obs, var and uns are carried over).
+
+    Memory is bounded by one batch of raw counts (gene selection) and the variable genes' columns
+    of the normalised matrix (PCA): the normalised matrix is written block by block as it is
+    computed and never held whole. Per cell, the result equals ``sc.pp.normalize_total``,
+    ``sc.pp.log1p`` and ``sc.pp.pca(mask_var="highly_variable")`` on the whole object.
+
+    Returns the written object's metadata (no matrix).
+    """
+    import h5py
+    import scipy.sparse as sp
+    from anndata.io import sparse_dataset, write_elem
+
+    from .io import atomic_target
+    from .store import row_blocks
+
+    genes, settings = select_genes_on_disk(
+        counts_path, cells.obs, n_top_genes=n_top_genes, batch_key=batch_key
+    )
+    hvg = genes["highly_variable"].to_numpy()
+    meta = AnnData(obs=cells.obs, var=cells.var.join(genes), uns=dict(cells.uns))
+    variable_columns = []
+    with atomic_target(out_path) as tmp, h5py.File(tmp, "w") as f:
+        written = 0
+        for block in row_blocks(counts_path, "X"):
+            part = AnnData(X=sp.csr_matrix(block))
+            sc.pp.normalize_total(part, target_sum=target_sum)
+            sc.pp.log1p(part)
+            if written:
+                sparse_dataset(f["X"]).append(part.X)
+            else:
+                write_elem(f, "X", part.X)
+            written += part.n_obs
+            variable_columns.append(part.X[:, hvg])
+        if written != meta.n_obs:
+            raise RuntimeError(f"{counts_path} holds {written} cells, its metadata {meta.n_obs}")
+        meta.uns["log1p"] = dict(part.uns["log1p"])
+        meta.uns["hvg"] = {"flavor": "seurat_v3"}
+        meta.uns.setdefault("clonetrack", {})["normalise"] = {"target_sum": target_sum, **settings}
+        # PCA on the variable genes only (sparse, centred implicitly, never densified)
+        variable = AnnData(X=sp.vstack(variable_columns, format="csr"))
+        del variable_columns
+        n_comps = int(min(n_pcs, variable.n_obs - 1, variable.n_vars - 1))
+        sc.pp.pca(variable, n_comps=n_comps, random_state=random_state)
+        meta.obsm["X_pca"] = variable.obsm["X_pca"]
+        loadings = np.zeros((meta.n_vars, n_comps), dtype=variable.varm["PCs"].dtype)
+        loadings[hvg] = variable.varm["PCs"]
+        meta.varm["PCs"] = loadings
+        meta.uns["pca"] = dict(variable.uns["pca"])
+        meta.uns["pca"]["params"] = {**meta.uns["pca"]["params"], "mask_var": "highly_variable"}
+        meta.uns["clonetrack"]["pca"] = {"n_pcs": n_comps}
+        # the rest of an .h5ad, as anndata writes it
+        f.attrs.setdefault("encoding-type", "anndata")
+        f.attrs.setdefault("encoding-version", "0.1.0")
+        for key, value in (
+            ("obs", meta.obs),
+            ("var", meta.var),
+            ("obsm", dict(meta.obsm)),
+            ("varm", dict(meta.varm)),
+            ("obsp", {}),
+            ("varp", {}),
+            ("layers", {}),
+            ("uns", dict(meta.uns)),
+        ):
+            write_elem(f, key, value)
+    return meta
 
 
 def run_harmony(
