@@ -103,6 +103,19 @@ def test_row_blocks_stack_to_the_partial_read(stored, cells):
         np.testing.assert_array_equal(stacked.toarray(), adata.layers["counts"].toarray())
 
 
+def test_group_rows_yield_each_groups_rows(stored):
+    path, adata = stored
+    labels = np.array(list("abcab") * 12)  # interleaved groups, across row blocks
+    seen = []
+    for label, rows in store.group_rows(path, "counts", labels):
+        seen.append(label)
+        expected = adata.layers["counts"][labels == label].toarray()
+        np.testing.assert_array_equal(rows.toarray(), expected)
+    assert seen == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="labels for 60 cells"):
+        next(store.group_rows(path, "counts", labels[:10]))
+
+
 def test_write_cells_then_assemble_round_trip(stored, tmp_path):
     path, adata = stored
     cells = store.read_parts(path, obsp=True)

@@ -127,20 +127,19 @@ def select_genes_on_disk(
     small batches (a hundred cells); a wider span smooths the mean-variance trend more and
     resolves it, so the spans 0.3, 0.5 and 1.0 are tried in turn, one span for all batches.
     """
-    from .store import read_parts, var_names
+    from .store import group_rows, var_names
 
     genes = var_names(counts_path)
     n_top = min(n_top_genes, len(genes))
     labels = obs[batch_key].astype(str).to_numpy() if batch_key else None
     use_batch = batch_key if labels is not None and len(set(labels)) > 1 else None
-    groups = np.unique(labels) if use_batch else [None]
+    groups = labels if use_batch else np.zeros(len(obs), dtype=int)
     for span in (0.3, 0.5, 1.0):
         try:
-            stats = []
-            for group in groups:
-                cells = None if group is None else labels == group
-                counts = read_parts(counts_path, matrix="X", cells=cells, obsm=False, uns=False).X
-                stats.append(_seurat_v3_batch(counts, genes, n_top_genes=n_top, span=span))
+            stats = [
+                _seurat_v3_batch(counts, genes, n_top_genes=n_top, span=span)
+                for _, counts in group_rows(counts_path, "X", groups)
+            ]
             break
         except ValueError as error:
             if "singularit" not in str(error) or span == 1.0:

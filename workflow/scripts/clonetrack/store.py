@@ -146,6 +146,22 @@ def read_parts(
     return ad.AnnData(obs=obs.iloc[rows], var=var.iloc[cols], **parts)
 
 
+def group_rows(path: os.PathLike | str, matrix: str, labels: np.ndarray):
+    """Yield ``(label, rows)`` for each distinct ``labels`` value (one per cell, in file order):
+    the matrix rows (all genes) of that group's cells, one group in memory at a time, the file
+    opened once."""
+    with h5py.File(path, "r") as f:
+        elem = f["X"] if matrix == "X" else f["layers"][matrix]
+        n_rows, n_cols = (
+            elem.shape if isinstance(elem, h5py.Dataset) else tuple(elem.attrs["shape"])
+        )
+        if len(labels) != n_rows:
+            raise ValueError(f"{len(labels)} labels for {n_rows} cells in {path}")
+        for label in np.unique(labels):
+            rows = np.flatnonzero(labels == label)
+            yield label, _read_matrix(elem, rows, np.arange(n_cols), n_rows, n_cols)
+
+
 def var_names(path: os.PathLike | str) -> pd.Index:
     """The gene names of an ``.h5ad`` file, reading nothing else."""
     with h5py.File(path, "r") as f:
