@@ -2,7 +2,6 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-import anndata as ad  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -10,7 +9,8 @@ from clonetrack import cnv, io, patient_clones, store  # noqa: E402
 
 cfg = snakemake.params.clones
 patient = snakemake.wildcards.patient
-metadata = ad.read_h5ad(snakemake.input.cells)
+# obs only: the embeddings and graphs of every cell in the cohort are not needed here
+metadata = store.read_parts(snakemake.input.cells, obsm=False, uns=False)
 sources = snakemake.params.sources
 tables = {s: io.read_clone_table(p["clones"], sample_id=s) for s, p in sources.items() if p["clones"]}
 lineage = {s: io.read_counts(p["lineage_barcodes"], sample_id=s, feature_type=None) for s, p in sources.items() if p["lineage_barcodes"] and not p["clones"]}
