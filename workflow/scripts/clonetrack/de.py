@@ -16,6 +16,14 @@ log = logging.getLogger(__name__)
 Z_95 = 1.959963984540054
 
 
+def _group_ids(frame: pd.DataFrame, groupby: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """The ``groupby`` columns as text, and each row's pseudobulk name (their values joined)."""
+    keys = frame[groupby].astype(str)
+    if not len(keys):
+        return keys, pd.Series([], index=frame.index, dtype=str)
+    return keys, keys.agg("|".join, axis=1)
+
+
 def pseudobulk(
     adata: AnnData,
     *,
@@ -38,8 +46,7 @@ def pseudobulk(
     """
     if blocks is None:
         blocks = [adata.layers[layer] if layer else adata.X]
-    keys = adata.obs[groupby].astype(str)
-    group_id = keys.agg("|".join, axis=1) if len(keys) else pd.Series([], dtype=str)
+    keys, group_id = _group_ids(adata.obs, groupby)
     codes, names = pd.factorize(group_id, sort=True)
     summed = sp.csr_matrix((len(names), adata.n_vars))
     start = 0
@@ -73,8 +80,7 @@ def aggregate(
     Equals :func:`pseudobulk` with ``groupby`` on the cells, so one pass over a file can serve
     several groupings.
     """
-    keys = meta[groupby].astype(str)
-    group_id = keys.agg("|".join, axis=1) if len(keys) else pd.Series([], index=meta.index, dtype=str)
+    keys, group_id = _group_ids(meta, groupby)
     summed = counts.groupby(group_id.to_numpy(), sort=True).sum()
     coarse = keys.groupby(group_id, sort=True).first()
     coarse["n_cells"] = meta["n_cells"].groupby(group_id, sort=True).sum()

@@ -45,6 +45,17 @@ def _indexer(selection, frame: pd.DataFrame) -> np.ndarray:
     return np.sort(positions)
 
 
+def _matrix_key(matrix: str) -> str:
+    """Where ``X`` or the layer ``matrix`` is stored in an ``.h5ad``."""
+    return "X" if matrix == "X" else f"layers/{matrix}"
+
+
+def _stored_shape(elem) -> tuple[int, int]:
+    """Shape of a stored dense or sparse matrix, without reading it."""
+    shape = elem.shape if isinstance(elem, h5py.Dataset) else tuple(elem.attrs["shape"])
+    return int(shape[0]), int(shape[1])
+
+
 def _csr_row_blocks(matrix, rows: np.ndarray, cols: np.ndarray | None):
     """Consecutive blocks of the selected ``rows`` (sorted positions) of a stored CSR matrix,
     restricted to ``cols`` (``None``: all)."""
@@ -86,12 +97,11 @@ def row_blocks(path: os.PathLike | str, matrix: str = "counts", *, cells=None):
     ``cells`` is as for :func:`read_parts`.
     """
     with h5py.File(path, "r") as f:
-        obs = read_elem(f["obs"])
-        n_genes = len(read_elem(f["var"]))
-        rows = _indexer(cells, obs)
-        elem = f["X"] if matrix == "X" else f["layers"][matrix]
+        rows = _indexer(cells, read_elem(f["obs"]))
+        elem = f[_matrix_key(matrix)]
+        n_cells, n_genes = _stored_shape(elem)
         if isinstance(elem, h5py.Dataset) or sparse_dataset(elem).format == "csc":
-            yield sp.csr_matrix(_read_matrix(elem, rows, np.arange(n_genes), len(obs), n_genes))
+            yield sp.csr_matrix(_read_matrix(elem, rows, np.arange(n_genes), n_cells, n_genes))
             return
         yield from _csr_row_blocks(sparse_dataset(elem), rows, None)
 
@@ -129,12 +139,12 @@ def read_parts(
         rows = _indexer(cells, obs)
         cols = _indexer(genes, var)
         parts = {}
-        if matrix == "X":
-            parts["X"] = _read_matrix(f["X"], rows, cols, len(obs), len(var))
-        elif matrix is not None:
-            parts["layers"] = {
-                matrix: _read_matrix(f["layers"][matrix], rows, cols, len(obs), len(var))
-            }
+        if matrix is not None:
+            read = _read_matrix(f[_matrix_key(matrix)], rows, cols, len(obs), len(var))
+            if matrix == "X":
+                parts["X"] = read
+            else:
+                parts["layers"] = {matrix: read}
         if obsm and "obsm" in f:
             parts["obsm"] = {k: np.asarray(read_elem(v))[rows] for k, v in f["obsm"].items()}
         if obsp and "obsp" in f:
@@ -151,10 +161,8 @@ def group_rows(path: os.PathLike | str, matrix: str, labels: np.ndarray):
     the matrix rows (all genes) of that group's cells, one group in memory at a time, the file
     opened once."""
     with h5py.File(path, "r") as f:
-        elem = f["X"] if matrix == "X" else f["layers"][matrix]
-        n_rows, n_cols = (
-            elem.shape if isinstance(elem, h5py.Dataset) else tuple(elem.attrs["shape"])
-        )
+        elem = f[_matrix_key(matrix)]
+        n_rows, n_cols = _stored_shape(elem)
         if len(labels) != n_rows:
             raise ValueError(f"{len(labels)} labels for {n_rows} cells in {path}")
         for label in np.unique(labels):
@@ -232,8 +240,5 @@ def assemble(
 def matrix_shape(path: os.PathLike | str, matrix: str = "X") -> tuple[int, int] | None:
     """Shape of ``X`` or of a layer as stored, without reading it; ``None`` if absent."""
     with h5py.File(path, "r") as f:
-        elem = f["X"] if matrix == "X" else f.get(f"layers/{matrix}")
-        if elem is None:
-            return None
-        shape = elem.shape if isinstance(elem, h5py.Dataset) else tuple(elem.attrs["shape"])
-        return (int(shape[0]), int(shape[1]))
+        elem = f.get(_matrix_key(matrix))
+        return None if elem is None else _stored_shape(elem)
