@@ -259,8 +259,30 @@ def snapshot(dest: Path) -> None:
     shutil.copytree(REPO / "resources", dest / "resources", dirs_exist_ok=True)
 
 
+def requested_memory(logs: list[str]) -> dict[str, int]:
+    """``mem_mb`` each job asked for, keyed by its benchmark file, from Snakemake's job log.
+
+    A retried job appears once per attempt; the last attempt's request is kept, as its
+    benchmark file holds the last attempt's figures.
+    """
+    requests = {}
+    for text in logs:
+        benchmark = None
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("benchmark: "):
+                benchmark = line.removeprefix("benchmark: ")
+            elif line.startswith("resources: ") and benchmark:
+                found = re.search(r"\bmem_mb=(\d+)", line)
+                if found:
+                    requests[benchmark] = int(found.group(1))
+                benchmark = None
+    return requests
+
+
 def read_benchmarks(workdir: Path) -> list[dict]:
-    """Every ``benchmarks/<rule>/<job>.tsv`` as rule, job, seconds, max RSS and PSS (MB), CPU s.
+    """Every ``benchmarks/<rule>/<job>.tsv`` as rule, job, seconds, max RSS and PSS (MB), CPU s,
+    and the ``mem_mb`` the job requested (from the phases' logs; NaN when not found).
 
     Snakemake sums each measure over a job's processes. A job whose library forks workers
     (infercnvpy's process pool) thus counts the pages parent and worker share twice in RSS, once
@@ -268,6 +290,7 @@ def read_benchmarks(workdir: Path) -> list[dict]:
     """
     import pandas as pd
 
+    requests = requested_memory([p.read_text() for p in sorted(workdir.glob("snakemake_*.log"))])
     rows = []
     for path in sorted((workdir / "benchmarks").glob("*/*.tsv")):
         table = pd.read_csv(path, sep="\t", na_values=["-", "NA"])
@@ -280,6 +303,9 @@ def read_benchmarks(workdir: Path) -> list[dict]:
                 "max_rss_mb": float(last["max_rss"]) if pd.notna(last["max_rss"]) else 0.0,
                 "max_pss_mb": float(last["max_pss"]) if pd.notna(last.get("max_pss")) else 0.0,
                 "cpu_s": float(last["cpu_time"]) if "cpu_time" in last else float("nan"),
+                "mem_mb": float(
+                    requests.get(str(path.relative_to(workdir)), float("nan"))
+                ),
             }
         )
     return rows
@@ -444,6 +470,8 @@ def summarise_rules(rules: list[dict]) -> list[dict]:
                 "cpu_s": 0.0,
                 "max_rss_mb": 0.0,
                 "max_pss_mb": 0.0,
+                "max_mem_mb": float("nan"),
+                "over_request": 0,
             },
         )
         entry["jobs"] += 1
@@ -452,6 +480,12 @@ def summarise_rules(rules: list[dict]) -> list[dict]:
         entry["cpu_s"] += row.get("cpu_s", 0.0) or 0.0
         entry["max_rss_mb"] = max(entry["max_rss_mb"], row["max_rss_mb"])
         entry["max_pss_mb"] = max(entry["max_pss_mb"], row.get("max_pss_mb", 0.0))
+        requested = row.get("mem_mb", float("nan"))
+        if requested == requested:
+            known = entry["max_mem_mb"]
+            entry["max_mem_mb"] = requested if known != known else max(known, requested)
+            # PSS is what a cgroup limit would count; on SLURM such a job is killed and retried
+            entry["over_request"] += int(row.get("max_pss_mb", 0.0) > requested)
     return list(by_rule.values())
 
 
@@ -688,13 +722,14 @@ def fmt_table(results: list[dict]) -> str:
             lines += ["", f"Workflow rules at {r['n_cells']:,} cells (exit {wf['exit_code']}):", ""]
             lines += [
                 "| rule | jobs | wall s (sum) | wall s (longest job) | CPU s (sum) | max RSS MB "
-                "| max PSS MB |",
-                "|---|---:|---:|---:|---:|---:|---:|",
+                "| max PSS MB | max mem_mb asked | jobs with PSS over mem_mb |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for x in summarise_rules(wf["rules"]):
                 lines.append(
                     f"| {x['rule']} | {x['jobs']} | {x['s']:.1f} | {x['max_s']:.1f} "
-                    f"| {x['cpu_s']:.1f} | {x['max_rss_mb']:.0f} | {num(x['max_pss_mb'] or nan)} |"
+                    f"| {x['cpu_s']:.1f} | {x['max_rss_mb']:.0f} | {num(x['max_pss_mb'] or nan)} "
+                    f"| {num(x.get('max_mem_mb', nan))} | {x.get('over_request', '')} |"
                 )
         b = r.get("bare")
         if b and "steps" in b:

@@ -103,6 +103,46 @@ def test_row_blocks_stack_to_the_partial_read(stored, cells):
         np.testing.assert_array_equal(stacked.toarray(), adata.layers["counts"].toarray())
 
 
+def test_row_blocks_by_mask_or_all_do_not_read_the_metadata(stored):
+    """Pseudobulk jobs already hold the cells' metadata: a mask must not read obs again."""
+    import h5py
+
+    path, adata = stored
+    with h5py.File(path, "a") as f:
+        del f["obs"]
+    mask = np.arange(60) % 2 == 1
+    by_mask = sp.vstack(list(store.row_blocks(path, "counts", cells=mask)), format="csr")
+    np.testing.assert_array_equal(by_mask.toarray(), adata.layers["counts"][mask].toarray())
+    everything = sp.vstack(list(store.row_blocks(path, "counts")), format="csr")
+    np.testing.assert_array_equal(everything.toarray(), adata.layers["counts"].toarray())
+    with pytest.raises(KeyError):  # names need obs, which is gone
+        list(store.row_blocks(path, "counts", cells=["cell1"]))
+
+
+def test_write_by_rows_round_trip_and_no_file_on_failure(stored, tmp_path):
+    path, adata = stored
+    out = tmp_path / "by_rows.h5ad"
+    meta = ad.AnnData(obs=adata.obs, var=adata.var, obsm=dict(adata.obsm), uns=dict(adata.uns))
+    with store.write_by_rows(out) as writer:
+        for block in store.row_blocks(path, "X"):
+            writer.append(block)
+        writer.finish(meta)
+    back = ad.read_h5ad(out)
+    np.testing.assert_array_equal(back.X.toarray(), adata.X.toarray())
+    pd.testing.assert_frame_equal(back.obs, adata.obs)
+    np.testing.assert_array_equal(back.obsm["X_pca"], adata.obsm["X_pca"])
+    assert back.uns["clonetrack"]["merge"]["n_samples"] == 3
+
+    unfinished, short = tmp_path / "unfinished.h5ad", tmp_path / "short.h5ad"
+    with pytest.raises(RuntimeError, match="never written"), store.write_by_rows(unfinished) as w:
+        w.append(adata.X[:10])
+    with pytest.raises(ValueError, match="10 rows written for 60 cells"):
+        with store.write_by_rows(short) as w:
+            w.append(adata.X[:10])
+            w.finish(meta)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["by_rows.h5ad", "merged.h5ad"]
+
+
 def test_group_rows_yield_each_groups_rows(stored):
     path, adata = stored
     labels = np.array(list("abcab") * 12)  # interleaved groups, across row blocks

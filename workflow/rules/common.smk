@@ -94,10 +94,14 @@ def input_mb(files, factor, floor_mb=1000):
 
 
 def mem_mb(factor, floor_mb=1000):
-    """A ``resources: mem_mb`` callable: size-based estimate, doubled on each retry."""
+    """A ``resources: mem_mb`` callable: size-based estimate, doubled on each retry.
+
+    ``factor`` is a number or a function of the job's wildcards (for rules whose methods differ).
+    """
 
     def estimate(wildcards, input, attempt):
-        return input_mb(input, factor, floor_mb) * 2 ** (attempt - 1)
+        scale = factor(wildcards) if callable(factor) else factor
+        return input_mb(input, scale, floor_mb) * 2 ** (attempt - 1)
 
     return estimate
 

@@ -10,8 +10,10 @@ cfg = snakemake.params.resistance
 classes = pd.read_csv(snakemake.input.classes, sep="\t", dtype={"patient_id": str, "clone": str})
 # Both analyses use pseudobulks of the malignant cells of resistant and sensitive clones, summed
 # in one pass over their raw counts, block by block.
-cells = resistance.malignant_with_status(store.read_parts(snakemake.input.adata, obsm=False, uns=False), classes)
-counts, meta = de.pseudobulk(cells, groupby=resistance.PSEUDOBULK_KEYS, blocks=store.row_blocks(snakemake.input.adata, "counts", cells=cells.obs_names))
+cohort = store.read_parts(snakemake.input.adata, obsm=False, uns=False)
+cells = resistance.malignant_with_status(cohort, classes)
+chosen = cohort.obs_names.isin(cells.obs_names)
+counts, meta = de.pseudobulk(cells, groupby=resistance.PSEUDOBULK_KEYS, blocks=store.row_blocks(snakemake.input.adata, "counts", cells=chosen))
 table, summary = resistance.resistance_de(counts, meta, min_cells=cfg["min_cells"], by_cell_type=cfg["by_cell_type"], min_patients=cfg["min_patients"], random_state=snakemake.params.seed)
 log.info("resistance DE: %s", summary)
 signatures = {name: annotate.load_signature(path, counts.columns) for name, path in cfg["signatures"].items()}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import scanpy as sc
 from anndata import AnnData
 from sklearn.metrics import pairwise_distances, silhouette_score
+
+from .runtime import timed
+
+log = logging.getLogger(__name__)
 
 
 def resolution_key(resolution: float) -> str:
@@ -35,8 +41,10 @@ def embed_and_cluster(
     Returns one row per resolution: number of clusters, smallest cluster fraction, silhouette,
     and whether it was chosen.
     """
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep, random_state=random_state)
-    sc.tl.umap(adata, random_state=random_state)
+    with timed(log, "neighbours"):
+        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep, random_state=random_state)
+    with timed(log, "UMAP"):
+        sc.tl.umap(adata, random_state=random_state)
     embedding = np.asarray(adata.obsm[use_rep])
     rng = np.random.default_rng(random_state)
     sample = (
@@ -48,15 +56,16 @@ def embed_and_cluster(
     rows = []
     for resolution in resolutions:
         key = resolution_key(resolution)
-        sc.tl.leiden(
-            adata,
-            resolution=resolution,
-            key_added=key,
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-            random_state=random_state,
-        )
+        with timed(log, f"Leiden at resolution {resolution:g}"):
+            sc.tl.leiden(
+                adata,
+                resolution=resolution,
+                key_added=key,
+                flavor="igraph",
+                n_iterations=2,
+                directed=False,
+                random_state=random_state,
+            )
         labels = adata.obs[key].to_numpy()
         sizes = pd.Series(labels).value_counts()
         n_clusters = len(sizes)
@@ -126,15 +135,16 @@ def find_markers(
     """
     mask = adata.var["highly_variable"].to_numpy() if on_hvg else None
     key = f"rank_genes_{groupby}"
-    sc.tl.rank_genes_groups(
-        adata,
-        groupby=groupby,
-        method="wilcoxon",
-        mask_var=mask,
-        pts=True,
-        key_added=key,
-        use_raw=False,
-    )
+    with timed(log, f"Wilcoxon markers of {adata.obs[groupby].nunique()} groups"):
+        sc.tl.rank_genes_groups(
+            adata,
+            groupby=groupby,
+            method="wilcoxon",
+            mask_var=mask,
+            pts=True,
+            key_added=key,
+            use_raw=False,
+        )
     table = sc.get.rank_genes_groups_df(adata, group=None, key=key)
     table = table.groupby("group", observed=True, sort=True).head(n_markers)
     table = table.rename(

@@ -171,12 +171,9 @@ def normalise_on_disk(
 
     Returns the written object's metadata (no matrix).
     """
-    import h5py
     import scipy.sparse as sp
-    from anndata.io import sparse_dataset, write_elem
 
-    from .io import atomic_target
-    from .store import row_blocks
+    from .store import row_blocks, write_by_rows
 
     genes, settings = select_genes_on_disk(
         counts_path, cells.obs, n_top_genes=n_top_genes, batch_key=batch_key
@@ -184,21 +181,16 @@ def normalise_on_disk(
     hvg = genes["highly_variable"].to_numpy()
     meta = AnnData(obs=cells.obs, var=cells.var.join(genes), uns=dict(cells.uns))
     variable_columns = []
-    with atomic_target(out_path) as tmp, h5py.File(tmp, "w") as f:
-        written = 0
+    with write_by_rows(out_path) as out:
         for block in row_blocks(counts_path, "X"):
             part = AnnData(X=sp.csr_matrix(block))
             sc.pp.normalize_total(part, target_sum=target_sum)
             sc.pp.log1p(part)
-            if written:
-                sparse_dataset(f["X"]).append(part.X)
-            else:
-                write_elem(f, "X", part.X)
-            written += part.n_obs
+            out.append(part.X)
             variable_columns.append(part.X[:, hvg])
-        if written != meta.n_obs:
-            raise RuntimeError(f"{counts_path} holds {written} cells, its metadata {meta.n_obs}")
-        meta.uns["log1p"] = dict(part.uns["log1p"])
+        if out.n_obs != meta.n_obs:
+            raise RuntimeError(f"{counts_path} holds {out.n_obs} cells, its metadata {meta.n_obs}")
+        meta.uns["log1p"] = {"base": None}
         meta.uns["hvg"] = {"flavor": "seurat_v3"}
         meta.uns.setdefault("clonetrack", {})["normalise"] = {"target_sum": target_sum, **settings}
         # PCA on the variable genes only (sparse, centred implicitly, never densified)
@@ -213,20 +205,7 @@ def normalise_on_disk(
         meta.uns["pca"] = dict(variable.uns["pca"])
         meta.uns["pca"]["params"] = {**meta.uns["pca"]["params"], "mask_var": "highly_variable"}
         meta.uns["clonetrack"]["pca"] = {"n_pcs": n_comps}
-        # the rest of an .h5ad, as anndata writes it
-        f.attrs.setdefault("encoding-type", "anndata")
-        f.attrs.setdefault("encoding-version", "0.1.0")
-        for key, value in (
-            ("obs", meta.obs),
-            ("var", meta.var),
-            ("obsm", dict(meta.obsm)),
-            ("varm", dict(meta.varm)),
-            ("obsp", {}),
-            ("varp", {}),
-            ("layers", {}),
-            ("uns", dict(meta.uns)),
-        ):
-            write_elem(f, key, value)
+        out.finish(meta)
     return meta
 
 

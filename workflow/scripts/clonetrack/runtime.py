@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+import resource
 import sys
 import tempfile
+import time
 
 
 def start(log_path: str, *, seed: int | None = None, threads: int = 1) -> logging.Logger:
@@ -29,3 +32,12 @@ def start(log_path: str, *, seed: int | None = None, threads: int = 1) -> loggin
         random.seed(seed)
         np.random.seed(seed)
     return logging.getLogger("clonetrack")
+
+
+@contextlib.contextmanager
+def timed(log: logging.Logger, step: str):
+    """Log how long ``step`` took and the process's peak RSS so far, to find a job's costly step."""
+    start = time.perf_counter()
+    yield
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log.info("%s: %.1f s (peak RSS so far %.0f MB)", step, time.perf_counter() - start, peak_mb)

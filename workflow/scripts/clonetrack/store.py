@@ -1,7 +1,8 @@
 """Read and write parts of an ``.h5ad`` file, so rules move only what they use.
 
 The expression matrices (log-normalised ``X`` and the raw counts) are written once, by the merge,
-each to its own file, and copied once into the final object (:func:`assemble`). Every rule in
+each to its own file, row block by row block (:func:`write_by_rows`), and copied once into the
+final object (:func:`assemble`). Every rule in
 between exchanges cell metadata and embeddings only (:func:`write_cells`), and reads from the
 merged file just the matrix, cells and genes it needs (:func:`read_parts`). At a million cells
 each matrix is about 12 GB; no rule holds both.
@@ -9,6 +10,7 @@ each matrix is about 12 GB; no rule holds both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
@@ -25,19 +27,24 @@ from clonetrack.io import atomic_target
 _BLOCK_ROWS = 20_000
 
 
-def _indexer(selection, frame: pd.DataFrame) -> np.ndarray:
-    """Sorted integer positions in ``frame`` (obs or var) from ``None`` (all), a boolean mask,
-    names, or a function of ``frame`` returning either."""
-    index = frame.index
+def _indexer(selection, length: int, frame) -> np.ndarray:
+    """Sorted integer positions along an axis of ``length`` (obs or var) from ``None`` (all), a
+    boolean mask, names, or a function of the axis's frame returning either.
+
+    ``frame`` is the frame or a function returning it, called only for names or a function, so
+    a mask or ``None`` never reads the metadata.
+    """
+    load = frame if callable(frame) else lambda: frame
     if callable(selection):
-        selection = selection(frame)
+        selection = selection(load())
     if selection is None:
-        return np.arange(len(index))
+        return np.arange(length)
     values = np.asarray(selection)
     if values.dtype == bool:
-        if len(values) != len(index):
-            raise ValueError(f"mask of length {len(values)} for an axis of length {len(index)}")
+        if len(values) != length:
+            raise ValueError(f"mask of length {len(values)} for an axis of length {length}")
         return np.flatnonzero(values)
+    index = load().index
     positions = index.get_indexer(pd.Index(values))
     if (positions < 0).any():
         missing = list(pd.Index(values)[positions < 0][:5])
@@ -94,12 +101,12 @@ def row_blocks(path: os.PathLike | str, matrix: str = "counts", *, cells=None):
 
     Stacked, the blocks equal ``read_parts(path, matrix=matrix, cells=cells)``'s matrix; a
     consumer that reduces over cells (pseudobulk sums) never holds more than one block.
-    ``cells`` is as for :func:`read_parts`.
+    ``cells`` is as for :func:`read_parts`; ``None`` or a mask does not read the cells' metadata.
     """
     with h5py.File(path, "r") as f:
-        rows = _indexer(cells, read_elem(f["obs"]))
         elem = f[_matrix_key(matrix)]
         n_cells, n_genes = _stored_shape(elem)
+        rows = _indexer(cells, n_cells, lambda: read_elem(f["obs"]))
         if isinstance(elem, h5py.Dataset) or sparse_dataset(elem).format == "csc":
             yield sp.csr_matrix(_read_matrix(elem, rows, np.arange(n_genes), n_cells, n_genes))
             return
@@ -136,8 +143,8 @@ def read_parts(
     with h5py.File(path, "r") as f:
         obs = read_elem(f["obs"])
         var = read_elem(f["var"])
-        rows = _indexer(cells, obs)
-        cols = _indexer(genes, var)
+        rows = _indexer(cells, len(obs), obs)
+        cols = _indexer(genes, len(var), var)
         parts = {}
         if matrix is not None:
             read = _read_matrix(f[_matrix_key(matrix)], rows, cols, len(obs), len(var))
@@ -189,6 +196,68 @@ def write_cells(adata: ad.AnnData, path: os.PathLike | str) -> None:
         cells.write_h5ad(tmp)
 
 
+def _replace_elements(f: h5py.File, elements: dict) -> None:
+    """Write each top-level element of an open ``.h5ad``, replacing what is there."""
+    for key, value in elements.items():
+        if key in f:
+            del f[key]
+        write_elem(f, key, value)
+
+
+class RowBlockWriter:
+    """An ``.h5ad`` being written by :func:`write_by_rows`: ``X`` block by block, then the rest."""
+
+    def __init__(self, f: h5py.File, path: os.PathLike | str):
+        self._f, self._path = f, path
+        self.n_obs = 0
+        self.finished = False
+
+    def append(self, block: sp.csr_matrix) -> None:
+        """Add ``block``'s rows to ``X``."""
+        if self.n_obs:
+            sparse_dataset(self._f["X"]).append(block)
+        else:
+            write_elem(self._f, "X", block)
+        self.n_obs += block.shape[0]
+
+    def finish(self, meta: ad.AnnData) -> None:
+        """Write obs, var, obsm, varm, obsp, varp and uns of ``meta`` (its ``X`` is ignored)."""
+        if self.n_obs != meta.n_obs:
+            raise ValueError(f"{self._path}: {self.n_obs} rows written for {meta.n_obs} cells")
+        if not self.n_obs:
+            write_elem(self._f, "X", sp.csr_matrix((0, meta.n_vars), dtype=np.float32))
+        self._f.attrs.setdefault("encoding-type", "anndata")
+        self._f.attrs.setdefault("encoding-version", "0.1.0")
+        _replace_elements(
+            self._f,
+            {
+                "obs": meta.obs,
+                "var": meta.var,
+                "obsm": dict(meta.obsm),
+                "varm": dict(meta.varm),
+                "obsp": dict(meta.obsp),
+                "varp": dict(meta.varp),
+                "layers": {},
+                "uns": dict(meta.uns),
+            },
+        )
+        self.finished = True
+
+
+@contextlib.contextmanager
+def write_by_rows(path: os.PathLike | str):
+    """Write ``path``, an ``.h5ad`` whose ``X`` arrives as CSR row blocks and is never held whole.
+
+    Yields a :class:`RowBlockWriter`: ``append`` each block, then ``finish`` with the metadata.
+    The file appears only when finished (atomically); on any error no file is left.
+    """
+    with atomic_target(path) as tmp, h5py.File(tmp, "w") as f:
+        writer = RowBlockWriter(f, path)
+        yield writer
+        if not writer.finished:
+            raise RuntimeError(f"{path}: the cell and gene metadata were never written")
+
+
 def assemble(
     matrices: os.PathLike | str,
     cells: ad.AnnData,
@@ -219,15 +288,15 @@ def assemble(
     with atomic_target(path) as tmp:
         shutil.copyfile(matrices, tmp)
         with h5py.File(tmp, "r+") as f:
-            for key, value in (
-                ("obs", cells.obs),
-                ("obsm", dict(cells.obsm)),
-                ("obsp", dict(cells.obsp)),
-                ("uns", dict(cells.uns)),
-            ):
-                if key in f:
-                    del f[key]
-                write_elem(f, key, value)
+            _replace_elements(
+                f,
+                {
+                    "obs": cells.obs,
+                    "obsm": dict(cells.obsm),
+                    "obsp": dict(cells.obsp),
+                    "uns": dict(cells.uns),
+                },
+            )
             if "layers" not in f:
                 write_elem(f, "layers", {})
             for name, source in layers.items():
