@@ -580,7 +580,7 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
     step("harmony")
     sc.pp.neighbors(adata, n_neighbors=clus["n_neighbors"], use_rep="X_harmony", random_state=0)
     step("neighbors")
-    sc.tl.umap(adata, random_state=0)
+    sc.tl.umap(adata, init_pos=clus["umap_init"], random_state=0)
     step("umap")
     for res in clus["resolutions"]:
         sc.tl.leiden(

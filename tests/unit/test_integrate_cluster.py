@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from clonetrack import cluster, integrate, metrics, store
 from clonetrack.errors import InputError
@@ -158,3 +158,25 @@ def test_clustering_recovers_types_and_markers(merged):
         blocks = {int(g[1:]) // 20 for g in rows["gene"]}
         assert len(blocks) == 1
     assert (markers["p_adj"] < 0.05).all()
+
+
+@pytest.mark.parametrize("umap_init", ["pca", "spectral"])
+def test_umap_starts_where_configured_and_separates_types(merged, monkeypatch, umap_init):
+    import umap.umap_
+
+    calls = []
+    spectral = umap.umap_.spectral_layout
+
+    def spy(*args, **kwargs):
+        calls.append(args[1].shape[0])
+        return spectral(*args, **kwargs)
+
+    monkeypatch.setattr(umap.umap_, "spectral_layout", spy)
+    adata = merged.copy()
+    integrate.integrate(adata, method="harmony", batch_key="sample_id")
+    cluster.embed_and_cluster(adata, use_rep="X_harmony", resolutions=(0.3,), umap_init=umap_init)
+    # the spectral solver (memory ~ cells^1.5) runs only when asked for
+    assert calls == ([adata.n_obs] if umap_init == "spectral" else [])
+    assert adata.uns["clonetrack"]["cluster"]["umap_init"] == umap_init
+    # either start leaves the planted types apart in the layout
+    assert silhouette_score(adata.obsm["X_umap"], adata.obs["truth"]) > 0.5

@@ -32,7 +32,8 @@ rule define_clones:
         "benchmarks/define_clones/patient~{patient}.tsv"
     threads: 1
     resources:
-        # PSS 4.5 GB for a patient of 28,932 cells, a 355 MB share of the merged file
+        # 1M-cell cohort: PSS 3.3-3.7 GB per patient of about 29,000 cells, whose share of the
+        # merged file is 355 MB (the cohort's obs, read whole, grows the rest slowly)
         mem_mb=patient_mem_mb(factor=14, floor_mb=3000),
         runtime=60,
     conda:

@@ -15,6 +15,7 @@ resolutions = cluster.embed_and_cluster(
     resolutions=tuple(cfg["resolutions"]),
     min_cluster_fraction=cfg["min_cluster_fraction"],
     random_state=snakemake.params.seed,
+    umap_init=cfg["umap_init"],
 )
 # Only the genes to be tested are read from the merged matrices.
 on_hvg = cluster.markers_on_hvg(cfg["markers_on_hvg"], cells.n_obs)

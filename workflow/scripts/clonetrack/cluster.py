@@ -29,6 +29,7 @@ def embed_and_cluster(
     min_cluster_fraction: float = 0.005,
     random_state: int = 0,
     silhouette_sample: int = 10000,
+    umap_init: str = "pca",
 ) -> pd.DataFrame:
     """Build the kNN graph and UMAP, run Leiden at each resolution and choose the default.
 
@@ -38,13 +39,18 @@ def embed_and_cluster(
     a seeded subsample of at most ``silhouette_sample`` cells (it is quadratic in cells), whose
     distances are computed once for all resolutions.
 
+    UMAP starts from ``umap_init``: ``"pca"``, the first two principal components of
+    ``use_rep`` (as good for global structure as the spectral start; Kobak & Linderman 2021,
+    Nat Biotechnol 39:156), or umap's ``"spectral"`` start, whose Lanczos solver keeps
+    sqrt(cells) vectors of all cells: 6.8 GB and most of the job's time at 900,000 cells.
+
     Returns one row per resolution: number of clusters, smallest cluster fraction, silhouette,
     and whether it was chosen.
     """
     with timed(log, "neighbours"):
         sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep, random_state=random_state)
     with timed(log, "UMAP"):
-        sc.tl.umap(adata, random_state=random_state)
+        sc.tl.umap(adata, init_pos=umap_init, random_state=random_state)
     embedding = np.asarray(adata.obsm[use_rep])
     rng = np.random.default_rng(random_state)
     sample = (
@@ -103,6 +109,7 @@ def embed_and_cluster(
         "n_neighbors": n_neighbors,
         "resolutions": list(resolutions),
         "min_cluster_fraction": min_cluster_fraction,
+        "umap_init": umap_init,
         "chosen_resolution": float(chosen["resolution"]),
         "random_state": random_state,
     }
