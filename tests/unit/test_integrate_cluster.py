@@ -180,3 +180,22 @@ def test_umap_starts_where_configured_and_separates_types(merged, monkeypatch, u
     assert adata.uns["clonetrack"]["cluster"]["umap_init"] == umap_init
     # either start leaves the planted types apart in the layout
     assert silhouette_score(adata.obsm["X_umap"], adata.obs["truth"]) > 0.5
+
+
+def test_leiden_on_one_graph_equals_scanpy_per_resolution(merged):
+    import scanpy as sc
+
+    adata = merged.copy()
+    integrate.integrate(adata, method="harmony", batch_key="sample_id")
+    sc.pp.neighbors(adata, use_rep="X_harmony", random_state=0)
+    resolutions = (0.1, 0.5, 2.0)
+    cluster.leiden(adata, resolutions, random_state=3)
+    for resolution in resolutions:
+        key = cluster.resolution_key(resolution)
+        expected = sc.tl.leiden(
+            adata, resolution=resolution, key_added="scanpy", flavor="igraph",
+            n_iterations=2, directed=False, random_state=3, copy=True,
+        )
+        pd.testing.assert_series_equal(adata.obs[key], expected.obs["scanpy"], check_names=False)
+        assert adata.uns[key] == expected.uns["scanpy"]
+    assert adata.obs[cluster.resolution_key(2.0)].nunique() > adata.obs[cluster.resolution_key(0.1)].nunique()

@@ -20,6 +20,48 @@ def resolution_key(resolution: float) -> str:
     return f"leiden_r{resolution:g}"
 
 
+def leiden(
+    adata: AnnData,
+    resolutions: tuple[float, ...],
+    *,
+    n_iterations: int = 2,
+    random_state: int = 0,
+) -> None:
+    """``sc.tl.leiden(flavor="igraph")`` at each resolution, into ``obs[resolution_key(r)]``.
+
+    The labels and ``uns`` entries are scanpy's own (a test checks equality); the igraph graph is
+    built once instead of once per resolution: converting the kNN graph costs about 20 s and
+    3.5 GB at 900,000 cells, of 66 s per resolution.
+    """
+    from natsort import natsorted
+    from scanpy._utils import get_igraph_from_adjacency
+    from scanpy._utils.random import set_igraph_random_state
+
+    with timed(log, "igraph graph"):
+        graph = get_igraph_from_adjacency(adata.obsp["connectivities"], directed=False)
+    for resolution in resolutions:
+        key = resolution_key(resolution)
+        with timed(log, f"Leiden at resolution {resolution:g}"):
+            with set_igraph_random_state(random_state):
+                partition = graph.community_leiden(
+                    objective_function="modularity",
+                    weights="weight",
+                    resolution=resolution,
+                    n_iterations=n_iterations,
+                )
+        groups = np.array(partition.membership)
+        adata.obs[key] = pd.Categorical(
+            values=groups.astype("U"), categories=natsorted(map(str, np.unique(groups)))
+        )
+        adata.uns[key] = {
+            "params": {
+                "resolution": resolution,
+                "random_state": random_state,
+                "n_iterations": n_iterations,
+            }
+        }
+
+
 def embed_and_cluster(
     adata: AnnData,
     *,
@@ -59,19 +101,10 @@ def embed_and_cluster(
         else np.arange(adata.n_obs)
     )
     distances = pairwise_distances(embedding[sample])
+    leiden(adata, resolutions, random_state=random_state)
     rows = []
     for resolution in resolutions:
         key = resolution_key(resolution)
-        with timed(log, f"Leiden at resolution {resolution:g}"):
-            sc.tl.leiden(
-                adata,
-                resolution=resolution,
-                key_added=key,
-                flavor="igraph",
-                n_iterations=2,
-                directed=False,
-                random_state=random_state,
-            )
         labels = adata.obs[key].to_numpy()
         sizes = pd.Series(labels).value_counts()
         n_clusters = len(sizes)
