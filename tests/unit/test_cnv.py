@@ -296,3 +296,27 @@ def test_heatmap_rows_are_group_ordered_and_binned_by_mean():
     group1 = np.vstack([dense[:30], dense[60:]])
     np.testing.assert_allclose(rows[3], group1[:10].mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(rows[0], dense[30:40].mean(axis=0), rtol=1e-5)
+
+
+def test_one_job_runs_in_process_with_the_pools_result(positions, planted, monkeypatch):
+    """n_jobs=1 maps infercnvpy's chunks in this process (no forked worker), same result."""
+    import infercnvpy.tl._infercnv as implementation
+
+    pooled = implementation.process_map
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("max_workers"))
+        return pooled(*args, **kwargs)
+
+    monkeypatch.setattr(implementation, "process_map", spy)
+    in_process = _synthetic(positions)
+    cnv.infer_cnv(in_process, window_size=50, step=5, random_state=0, n_jobs=1)
+    assert calls == []
+    assert implementation.process_map is spy  # restored afterwards
+    pool = _synthetic(positions)
+    cnv.infer_cnv(pool, window_size=50, step=5, random_state=0, n_jobs=2)
+    assert calls == [2]
+    np.testing.assert_array_equal(in_process.obsm["X_cnv"].toarray(), pool.obsm["X_cnv"].toarray())
+    np.testing.assert_array_equal(in_process.obs["malignant"], pool.obs["malignant"])
+    np.testing.assert_array_equal(in_process.obs["cnv_clone"].astype(str), pool.obs["cnv_clone"].astype(str))

@@ -7,6 +7,7 @@ expression without copy-number change.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from os import PathLike
 
@@ -159,6 +160,32 @@ def _merge_similar(profiles: pd.DataFrame, labels: np.ndarray, min_distance: flo
         a, b = pair
         keep, drop = (a, b) if groups[a] >= groups[b] else (b, a)
         labels[labels == drop] = keep
+
+
+@contextlib.contextmanager
+def _chunks_in_process(n_jobs: int | None):
+    """With one job, run infercnvpy's chunks in this process rather than a one-worker pool.
+
+    infercnvpy hands its chunks to ``tqdm``'s ``process_map`` even for ``n_jobs=1``: a forked
+    worker that receives a pickled copy of each chunk, and whose pages shared with the parent
+    Snakemake's benchmark counts twice. The chunks are the same and are mapped in order, so the
+    result is unchanged (a test compares it with the pool's).
+    """
+    if n_jobs != 1:
+        yield
+        return
+    import infercnvpy.tl._infercnv as implementation
+
+    pooled = implementation.process_map
+
+    def in_order(function, *iterables, **_pool_options):
+        return [function(*arguments) for arguments in zip(*iterables)]
+
+    implementation.process_map = in_order
+    try:
+        yield
+    finally:
+        implementation.process_map = pooled
 
 
 def _auto_window(n_genes: int) -> int:
@@ -413,16 +440,17 @@ def infer_cnv(
         window_size = _auto_window(int(keep.sum()))
     if step is None:
         step = max(1, window_size // 10)
-    cnv.tl.infercnv(
-        work,
-        reference_key="ref_type",
-        reference_cat=ref_present,
-        window_size=window_size,
-        step=step,
-        dynamic_threshold=dynamic_threshold,
-        exclude_chromosomes=list(exclude_chromosomes) or None,
-        n_jobs=n_jobs,
-    )
+    with _chunks_in_process(n_jobs):
+        cnv.tl.infercnv(
+            work,
+            reference_key="ref_type",
+            reference_cat=ref_present,
+            window_size=window_size,
+            step=step,
+            dynamic_threshold=dynamic_threshold,
+            exclude_chromosomes=list(exclude_chromosomes) or None,
+            n_jobs=n_jobs,
+        )
     n_comp = int(min(n_pcs, work.n_obs - 1, work.obsm["X_cnv"].shape[1] - 1))
     cnv.tl.pca(work, n_comps=n_comp, random_state=random_state)
     cnv.pp.neighbors(work, n_neighbors=n_neighbors, random_state=random_state)
