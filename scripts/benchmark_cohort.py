@@ -284,9 +284,10 @@ def read_benchmarks(workdir: Path) -> list[dict]:
     """Every ``benchmarks/<rule>/<job>.tsv`` as rule, job, seconds, max RSS and PSS (MB), CPU s,
     and the ``mem_mb`` the job requested (from the phases' logs; NaN when not found).
 
-    Snakemake sums each measure over a job's processes. A job whose library forks workers
-    (infercnvpy's process pool) thus counts the pages parent and worker share twice in RSS, once
-    in PSS: PSS is the memory the job really occupies (what a cgroup limit counts, about).
+    Snakemake sums each measure over a job's processes. A job whose library forks workers (as
+    infercnvpy's process pool did with more than one job) thus counts the pages parent and worker
+    share twice in RSS, once in PSS: PSS is the memory the job really occupies (what a cgroup
+    limit counts, about).
     """
     import pandas as pd
 
