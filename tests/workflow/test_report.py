@@ -253,9 +253,10 @@ def test_captions_are_rendered_with_the_settings_used(results, config, report_ht
     assert f"adjusted p < {config['clones']['dynamics']['alpha']}" in text(
         "results/tables/clones/classes.tsv"
     )
-    assert f"UMAP of the {config['integration']['method']}-integrated" in text(
-        "results/plots/umap.png"
-    )
+    umap_caption = text("results/plots/umap.png")
+    assert f"UMAP of the {config['integration']['method']}-integrated" in umap_caption
+    start = cl.get("umap_init", "pca")
+    assert ("first two principal components" if start == "pca" else "spectral layout") in umap_caption
     desc = strip_tags(embedded(report_html, "workflow_desc"))
     assert f"Samples: {config['samples']}" in desc
     assert f"seed {config['seed']}" in desc
