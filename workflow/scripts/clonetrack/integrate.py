@@ -190,7 +190,7 @@ def normalise_on_disk(
             variable_columns.append(part.X[:, hvg])
         if out.n_obs != meta.n_obs:
             raise RuntimeError(f"{counts_path} holds {out.n_obs} cells, its metadata {meta.n_obs}")
-        meta.uns["log1p"] = {"base": None}
+        meta.uns["log1p"] = dict(part.uns["log1p"])
         meta.uns["hvg"] = {"flavor": "seurat_v3"}
         meta.uns.setdefault("clonetrack", {})["normalise"] = {"target_sum": target_sum, **settings}
         # PCA on the variable genes only (sparse, centred implicitly, never densified)

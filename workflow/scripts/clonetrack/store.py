@@ -27,14 +27,13 @@ from clonetrack.io import atomic_target
 _BLOCK_ROWS = 20_000
 
 
-def _indexer(selection, length: int, frame) -> np.ndarray:
+def _indexer(selection, length: int, load) -> np.ndarray:
     """Sorted integer positions along an axis of ``length`` (obs or var) from ``None`` (all), a
     boolean mask, names, or a function of the axis's frame returning either.
 
-    ``frame`` is the frame or a function returning it, called only for names or a function, so
-    a mask or ``None`` never reads the metadata.
+    ``load`` returns the axis's frame; it is called only for names or a function, so a mask or
+    ``None`` never reads the metadata.
     """
-    load = frame if callable(frame) else lambda: frame
     if callable(selection):
         selection = selection(load())
     if selection is None:
@@ -143,8 +142,8 @@ def read_parts(
     with h5py.File(path, "r") as f:
         obs = read_elem(f["obs"])
         var = read_elem(f["var"])
-        rows = _indexer(cells, len(obs), obs)
-        cols = _indexer(genes, len(var), var)
+        rows = _indexer(cells, len(obs), lambda: obs)
+        cols = _indexer(genes, len(var), lambda: var)
         parts = {}
         if matrix is not None:
             read = _read_matrix(f[_matrix_key(matrix)], rows, cols, len(obs), len(var))
