@@ -25,6 +25,7 @@ rule define_clones:
     params:
         sources=clone_sources,
         clones=config["clones"],
+        healthy=HEALTHY,
         seed=config["seed"],
     log:
         "logs/define_clones/patient~{patient}.log",

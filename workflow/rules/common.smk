@@ -7,12 +7,13 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 
 from clonetrack.errors import InputError  # noqa: E402
-from clonetrack.sheet import read_sample_sheet  # noqa: E402
+from clonetrack.sheet import healthy_samples, read_sample_sheet  # noqa: E402
 
 validate(config, "../../config/schemas/config.schema.yaml")
 
 SAMPLES = read_sample_sheet(config["samples"])
 PATIENTS = sorted(SAMPLES["patient_id"].unique())
+HEALTHY = healthy_samples(SAMPLES)
 METHOD = config["integration"]["method"]
 
 # Settings that name samples or timepoints must match the sheet: caught here, before any job.
@@ -62,6 +63,7 @@ def clone_inputs(wildcards):
     return {
         "tables": [p for p in rows.get("clones", []) if p],
         "lineage": [p for p in rows.get("lineage_barcodes", []) if p],
+        "genotypes": [p for p in rows.get("genotypes", []) if p],
     }
 
 
@@ -72,6 +74,7 @@ def clone_sources(wildcards):
         sample_id: {
             "clones": row.get("clones", ""),
             "lineage_barcodes": row.get("lineage_barcodes", ""),
+            "genotypes": row.get("genotypes", ""),
         }
         for sample_id, row in rows.iterrows()
     }

@@ -5,7 +5,7 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from clonetrack import cnv, io, patient_clones, store  # noqa: E402
+from clonetrack import cnv, genotypes, io, patient_clones, store  # noqa: E402
 
 cfg = snakemake.params.clones
 patient = snakemake.wildcards.patient
@@ -14,9 +14,12 @@ metadata = store.read_parts(snakemake.input.cells, obsm=False, uns=False)
 sources = snakemake.params.sources
 tables = {s: io.read_clone_table(p["clones"], sample_id=s) for s, p in sources.items() if p["clones"]}
 lineage = {s: io.read_counts(p["lineage_barcodes"], sample_id=s, feature_type=None) for s, p in sources.items() if p["lineage_barcodes"] and not p["clones"]}
+genotype_tables = {s: genotypes.read_genotype_table(p["genotypes"], sample_id=s) for s, p in sources.items() if p.get("genotypes")}
+healthy = tuple(snakemake.params.healthy)
 cnv_cfg = dict(cfg["cnv"])
 positions = cnv.load_gene_positions(cnv_cfg.pop("gene_positions")) if cfg["infer_cnv"] else None
-reference_samples = tuple(cnv_cfg.pop("reference_samples"))
+# Healthy donors of the sheet join every patient's copy-number reference.
+reference_samples = tuple(sorted(set(cnv_cfg.pop("reference_samples")) | set(healthy)))
 own = (metadata.obs["patient_id"] == patient).to_numpy()
 other_reference = metadata.obs["sample_id"].isin(reference_samples).to_numpy() & ~own
 
@@ -40,6 +43,9 @@ cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
     adata, patient_id=patient, clone_tables=tables, lineage_counts=lineage, lineage_params=cfg["lineage"],
     min_confidence=cfg["min_confidence"], cnv_positions=positions, cnv_params={**cnv_cfg, "random_state": snakemake.params.seed},
     cnv_reference_samples=reference_samples, reference_cells=reference_cells,
+    genotype_tables=genotype_tables, genotype_params=cfg["genotypes"], healthy_samples=healthy,
+    malignant_params=cfg["malignant"], source_precedence=tuple(cfg["source_precedence"]),
+    random_state=snakemake.params.seed,
 )
 log.info("patient %s clone sources:\n%s", patient, report.to_string())
 if cnv_adata is not None and cnv_adata.obs["malignant"].any():

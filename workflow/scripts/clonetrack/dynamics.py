@@ -60,6 +60,16 @@ def clopper_pearson(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
     return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
 
 
+def detection_limit(n, *, probability: float = 0.95) -> np.ndarray:
+    """Smallest frequency that ``n`` sampled cells would see at least once with ``probability``:
+    ``1 - (1 - probability) ** (1 / n)`` (about 3 / n; NaN where ``n`` is 0). Below it, absence
+    from a sample says little."""
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        limit = 1 - (1 - probability) ** (1 / n)
+    return np.where(n > 0, limit, np.nan)
+
+
 def benjamini_hochberg(p) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values; NaN entries stay NaN and are not counted."""
     p = np.asarray(p, dtype=float)
@@ -135,8 +145,9 @@ def clone_frequencies(
     ``ci_low``, ``ci_high``, ``n_cells_outside`` (clone-labelled cells outside the compartment,
     not in the frequency), ``n_sample_cells``, ``n_unassigned`` (cells of the sample without a
     clone), ``n_malignant_total`` (compartment cells with or without a clone),
-    ``malignant_fraction`` (``n_malignant_total / n_sample_cells``) with ``ci`` columns, and
-    ``compartment`` (``"malignant"`` or ``"clone_assigned"``). For every sample,
+    ``malignant_fraction`` (``n_malignant_total / n_sample_cells``) with ``ci`` columns,
+    ``detection_limit`` and ``malignant_fraction_detection_limit`` (:func:`detection_limit` of
+    the clone's and of the malignant fraction's denominators), and ``compartment`` (``"malignant"`` or ``"clone_assigned"``). For every sample,
     ``sum(n_cells) + sum(n_cells_outside) + n_unassigned == n_sample_cells``.
     """
     need = [patient_key, sample_key, time_key, order_key, clone_key]
@@ -216,12 +227,16 @@ def clone_frequencies(
     out["ci_low"], out["ci_high"] = clopper_pearson(
         out["n_cells"], out["n_malignant"], confidence=confidence
     )
+    out["detection_limit"] = detection_limit(out["n_malignant"], probability=confidence)
     out["n_cells_outside"] = n_out.reindex(key, fill_value=0).to_numpy().astype(int)
     for col in ("n_sample_cells", "n_unassigned", "n_malignant_total"):
         out[col] = out["sample_id"].map(per_sample[col]).astype(int)
     out["malignant_fraction"] = out["n_malignant_total"] / out["n_sample_cells"]
     out["malignant_fraction_ci_low"], out["malignant_fraction_ci_high"] = clopper_pearson(
         out["n_malignant_total"], out["n_sample_cells"], confidence=confidence
+    )
+    out["malignant_fraction_detection_limit"] = detection_limit(
+        out["n_sample_cells"], probability=confidence
     )
     out["compartment"] = compartment
     cols = ["patient_id", "sample_id", "timepoint", "timepoint_order", "clone"]
@@ -443,13 +458,17 @@ def classify_clones(
             cls, ev = "undetermined", f"no clone-labelled malignant cells at {empty}."
         elif k1 == 0 and later_present:
             cls = "emergent"
+            limit = float(detection_limit([n1], probability=confidence)[0])
             ev = (f"not detected at {t1} among {n1} malignant cells (frequency < {_pct(hi1)} at "
-                  f"{lvl} confidence); {k2}/{n2} ({_pct(f2)}) at {t2}.")
+                  f"{lvl} confidence; detection limit {_pct(limit)}); {k2}/{n2} ({_pct(f2)}) "
+                  f"at {t2}.")
         elif k2 == 0:
             if hi2 < absent_upper:
                 cls = "eliminated"
+                limit = float(detection_limit([n2], probability=confidence)[0])
                 ev = (f"{k1}/{n1} ({_pct(f1)}) at {t1}; none of {n2} malignant cells at {t2} "
-                      f"(frequency < {_pct(hi2)} at {lvl} confidence).")
+                      f"(frequency < {_pct(hi2)} at {lvl} confidence; detection limit "
+                      f"{_pct(limit)}).")
             else:
                 cls = "undetermined"
                 ev = (f"{k1}/{n1} ({_pct(f1)}) at {t1}; none of {n2} malignant cells at {t2}, "

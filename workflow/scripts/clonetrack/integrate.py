@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -10,7 +12,13 @@ from anndata import AnnData
 
 from .errors import InputError
 
+log = logging.getLogger(__name__)
+
 EMBEDDING_KEYS = {"harmony": "X_harmony", "scvi": "X_scVI", "none": "X_pca"}
+
+
+# Spans of seurat_v3's loess tried in turn (scanpy's default first).
+LOESS_SPANS = (0.3, 0.5, 1.0)
 
 
 def _common_genes(gene_sets: dict[str, pd.Index]) -> tuple[int, int]:
@@ -123,9 +131,11 @@ def select_genes_on_disk(
     at a time; the same selection as ``sc.pp.highly_variable_genes(flavor="seurat_v3",
     batch_key=...)`` on the whole matrix.
 
-    Returns the var columns and the settings used. The loess fit of seurat_v3 can be singular in
-    small batches (a hundred cells); a wider span smooths the mean-variance trend more and
-    resolves it, so the spans 0.3, 0.5 and 1.0 are tried in turn, one span for all batches.
+    Returns the var columns and the settings used. The loess fit of seurat_v3 fails in small
+    batches (tens to hundreds of cells: a singular or ill-conditioned system), so each batch tries
+    the spans 0.3, 0.5 and 1.0 in turn (a wider span smooths the mean-variance trend more). A
+    batch that no span can fit does not vote on the ranking (named in ``batches_not_ranked``);
+    its cells are still normalised and integrated with the rest.
     """
     from .store import group_rows, var_names
 
@@ -134,20 +144,40 @@ def select_genes_on_disk(
     labels = obs[batch_key].astype(str).to_numpy() if batch_key else None
     use_batch = batch_key if labels is not None and len(set(labels)) > 1 else None
     groups = labels if use_batch else np.zeros(len(obs), dtype=int)
-    for span in (0.3, 0.5, 1.0):
-        try:
-            stats = [
-                _seurat_v3_batch(counts, genes, n_top_genes=n_top, span=span)
-                for _, counts in group_rows(counts_path, "X", groups)
-            ]
-            break
-        except ValueError as error:
-            if "singularit" not in str(error) or span == 1.0:
-                raise
+    stats, spans, not_ranked = [], {}, []
+    for name, counts in group_rows(counts_path, "X", groups):
+        table, span = _seurat_v3_widening(counts, genes, n_top_genes=n_top)
+        if table is None:
+            not_ranked.append(str(name))
+            continue
+        stats.append(table)
+        spans[str(name)] = span
+    if not stats:
+        raise InputError(
+            f"{counts_path}: no batch could be fitted by seurat_v3's mean-variance trend "
+            f"({', '.join(not_ranked)}); the samples are too small to choose variable genes"
+        )
     table = combine_seurat_v3(stats, n_top_genes=n_top)
     if not use_batch:
         table = table.drop(columns="highly_variable_nbatches")
-    return table, {"n_top_genes": n_top, "batch_key": use_batch, "loess_span": span}
+    settings = {
+        "n_top_genes": n_top,
+        "batch_key": use_batch,
+        "loess_span": spans,
+        "batches_not_ranked": ", ".join(not_ranked),
+    }
+    return table, settings
+
+
+def _seurat_v3_widening(counts, genes: pd.Index, *, n_top_genes: int):
+    """seurat_v3 statistics at the narrowest loess span that fits, or ``(None, None)``."""
+    for span in LOESS_SPANS:
+        try:
+            return _seurat_v3_batch(counts, genes, n_top_genes=n_top_genes, span=span), span
+        except (ValueError, np.linalg.LinAlgError) as error:
+            # skmisc's loess reports "singularity", "reciprocal condition number" and others
+            log.warning("seurat_v3 loess failed at span %s (%s)", span, error)
+    return None, None
 
 
 def normalise_on_disk(

@@ -19,7 +19,22 @@ from .errors import InputError
 log = logging.getLogger(__name__)
 
 UNASSIGNED = "unassigned"
-CELL_COLUMNS = ["clone", "clone_source", "malignant", "cnv_score", "cnv_clone"]
+CELL_COLUMNS = [
+    "clone",
+    "clone_source",
+    "malignant",
+    "malignant_probability",
+    "malignant_seed",
+    "genotype_log_odds",
+    "cnv_log_odds",
+    "cnv_score",
+    "cnv_clone",
+    "genotype_clone",
+]
+
+
+SOURCES = ("given", "lineage_barcode", "genotype", "cnv")
+"""Clone sources; the config's ``clones.source_precedence`` orders them (first available wins)."""
 
 
 def define_patient_clones(
@@ -34,6 +49,12 @@ def define_patient_clones(
     cnv_params: dict,
     cnv_reference_samples: tuple[str, ...] = (),
     reference_cells: AnnData | None = None,
+    genotype_tables: dict[str, pd.DataFrame] | None = None,
+    genotype_params: dict | None = None,
+    healthy_samples: tuple[str, ...] = (),
+    malignant_params: dict | None = None,
+    source_precedence: tuple[str, ...] = SOURCES,
+    random_state: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, AnnData | None]:
     """Label every cell of one patient with a clone, its source and a malignant call.
 
@@ -53,125 +74,155 @@ def define_patient_clones(
     cnv_positions
         Gene positions for copy-number inference; ``None`` disables it.
     cnv_params
-        Keyword arguments of :func:`clonetrack.cnv.infer_cnv`.
+        Keyword arguments of :func:`clonetrack.cnv.infer_cnv`; its ``reference_categories``
+        (the lymphoid types) are also the normal seeds of the malignant call.
     cnv_reference_samples
-        Samples (e.g. healthy donors or remission marrow known to be normal) whose cells join
-        the copy-number reference in addition to the reference cell types.
+        Samples (e.g. healthy donors) whose cells join the copy-number reference in addition to
+        the reference cell types.
     reference_cells
         Cells of reference samples of other patients or donors (same genes, log-normalised),
         added to this patient's copy-number reference and left out of every output.
+    genotype_tables
+        Per sample id, a genotype table (:func:`clonetrack.genotypes.read_genotype_table`).
+    genotype_params
+        ``not_malignant_genes``, ``mutant_allele_fraction``, ``error_rate`` and the keyword
+        arguments of :func:`clonetrack.genotypes.genotype_clones`.
+    healthy_samples
+        Samples of healthy donors: every cell is a normal seed.
+    malignant_params
+        Keyword arguments of :func:`clonetrack.malignant.call_malignant`.
+    source_precedence
+        Clone sources in order of preference; each sample takes the first it has.
 
     Returns
     -------
     cells
-        One row per input cell: ``clone``, ``clone_source``, ``malignant``, ``cnv_score``,
-        ``cnv_clone``.
+        One row per input cell: ``clone``, ``clone_source``, ``malignant`` and the evidence of
+        :data:`clonetrack.malignant.EVIDENCE_COLUMNS`, ``cnv_score``, ``cnv_clone``,
+        ``genotype_clone``.
     report
-        One row per sample: source, cells, assigned cells, unmatched table rows and notes.
+        One row per sample: source, cells, assigned cells, malignant cells, unmatched table rows
+        and notes.
     unmatched
-        Clone-table or lineage rows naming barcodes that are not cells of the sample.
+        Clone-table, lineage or genotype rows naming barcodes that are not cells of the sample.
     cnv_adata
         The patient's cells with copy-number results (for the heatmap), or ``None``.
     """
+    from . import genotypes, malignant
+
+    genotype_tables = genotype_tables or {}
+    genotype_params = dict(genotype_params or {})
     adata.obs["clone"] = UNASSIGNED
     adata.obs["clone_source"] = "none"
     adata.obs["malignant"] = False
     adata.obs["cnv_score"] = np.nan
     adata.obs["cnv_clone"] = ""
     samples = sorted(adata.obs["sample_id"].astype(str).unique())
-    reports, unmatched = [], []
+    sample_of = adata.obs["sample_id"].astype(str).to_numpy()
+    unmatched = []
 
-    lineage_samples = [s for s in samples if s in lineage_counts and s not in clone_tables]
-    calls = None
-    if lineage_samples:
-        # One call over the patient's samples, so clone ids are shared across timepoints.
-        pooled = []
-        for sample_id in lineage_samples:
-            counts = lineage_counts[sample_id].copy()
-            counts.obs["sample_id"] = sample_id
-            counts.obs_names = [f"{sample_id}_{b}" for b in counts.obs["barcode"]]
-            pooled.append(counts)
-        import anndata as ad
-
-        merged = ad.concat(pooled, join="outer", fill_value=0)
-        calls = clone_defs.call_lineage_clones(
-            merged, clone_prefix=f"{patient_id}_L", **lineage_params
+    # Copy number over all of the patient's cells: evidence everywhere, clones where chosen.
+    cnv_adata, cnv_note = None, "clones.infer_cnv is off"
+    if cnv_positions is not None:
+        cnv_adata, cnv_note = _infer_patient_cnv(
+            adata, patient_id, cnv_positions, cnv_params, cnv_reference_samples, reference_cells
         )
+    cnv_evidence = np.zeros(adata.n_obs)
+    if cnv_adata is not None:
+        obs = cnv_adata.obs.loc[adata.obs_names]
+        adata.obs["cnv_score"] = obs["cnv_score_cell"].to_numpy()
+        adata.obs["cnv_clone"] = obs["cnv_clone"].astype(str).to_numpy()
+        full = cnv_adata.uns["clonetrack_cnv_scores"]
+        cnv_evidence = pd.Series(
+            malignant.cnv_log_odds(full["score"], full["reference"], full["called"]),
+            index=full.index,
+        ).loc[adata.obs_names].to_numpy()
+
+    # Genotypes: evidence of malignancy and clones from variant combinations.
+    alt, ref, n_unmatched_genotype = genotypes.allele_matrices(
+        list(genotype_tables.values()), adata.obs_names
+    )
+    if n_unmatched_genotype:
+        for sample_id, table in genotype_tables.items():
+            rows = table[~table["obs_name"].isin(adata.obs_names)]
+            if len(rows):
+                unmatched.append(rows[["barcode", "variant"]].assign(sample_id=sample_id, source="genotype"))
+    informative = genotypes.malignancy_variants(
+        alt.columns, genotype_params.pop("not_malignant_genes", ())
+    )
+    likelihood = {k: genotype_params.pop(k) for k in ("mutant_allele_fraction", "error_rate") if k in genotype_params}
+    genotype_evidence = genotypes.genotype_log_odds(alt[informative], ref[informative], **likelihood).to_numpy()
+    genotype_clone, _ = genotypes.genotype_clones(
+        alt, ref, patient_id=patient_id, random_state=random_state, **genotype_params
+    )
+    adata.obs["genotype_clone"] = genotype_clone.to_numpy()
+
+    # Malignant cells from the combined evidence, all timepoints together.
+    normal_types = tuple(cnv_params.get("reference_categories", ()))
+    normal_seed = np.isin(sample_of, healthy_samples) | adata.obs["cell_type"].astype(str).isin(normal_types).to_numpy()
+    evidence = pd.DataFrame(
+        {"genotype_log_odds": genotype_evidence, "cnv_log_odds": cnv_evidence}, index=adata.obs_names
+    )
+    called, malignant_note = malignant.call_malignant(
+        _patient_embedding(adata, random_state=random_state),
+        normal_seed=normal_seed, evidence=evidence, **(malignant_params or {}),
+    )
+    for column in malignant.EVIDENCE_COLUMNS:
+        adata.obs[column] = called[column].to_numpy()
+
+    lineage_calls = _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_params)
+    available = {
+        "given": set(clone_tables),
+        "lineage_barcode": set(lineage_counts),
+        "genotype": set(genotype_tables),
+        "cnv": set(samples) if cnv_adata is not None else set(),
+    }
+    reports = []
     for sample_id in samples:
-        if sample_id in clone_tables:
+        in_sample = sample_of == sample_id
+        source = next((s for s in source_precedence if sample_id in available[s]), "none")
+        n_low, n_rows_unmatched, note = 0, 0, ""
+        if source == "given":
             report, rows = clone_defs.assign_given_clones(
                 adata, clone_tables[sample_id], sample_id=sample_id, min_confidence=min_confidence
             )
-            source = "given"
-        elif sample_id in lineage_counts:
-            report, rows = clone_defs.attach_lineage_clones(adata, calls, sample_id=sample_id)
-            source = "lineage_barcode"
+        elif source == "lineage_barcode":
+            report, rows = clone_defs.attach_lineage_clones(adata, lineage_calls, sample_id=sample_id)
         else:
-            continue
-        in_sample = (adata.obs["sample_id"] == sample_id).to_numpy()
-        assigned = in_sample & (adata.obs["clone"].astype(str) != UNASSIGNED).to_numpy()
-        # Barcoded or genotyped clone cells belong to the leukaemia by construction.
-        adata.obs.loc[assigned, "malignant"] = True
+            report, rows = {}, []
+        if source in ("given", "lineage_barcode"):
+            assigned = in_sample & (adata.obs["clone"].astype(str) != UNASSIGNED).to_numpy()
+            # Barcoded or tabled clone cells belong to the leukaemia by construction.
+            adata.obs.loc[assigned, "malignant"] = True
+            n_low = int(report.get("n_low_confidence", 0))
+            n_rows_unmatched = int(report["n_table_rows_unmatched"])
+            if len(rows):
+                unmatched.append(rows.assign(sample_id=sample_id, source=source))
+        elif source in ("genotype", "cnv"):
+            column = "genotype_clone" if source == "genotype" else "cnv_clone"
+            label = adata.obs.loc[in_sample, column].astype(str).to_numpy()
+            has_clone = adata.obs.loc[in_sample, "malignant"].to_numpy() & ~np.isin(label, [UNASSIGNED, "normal", ""])
+            if source == "cnv":
+                label = np.char.add(f"{patient_id}_", label.astype(str))
+            adata.obs.loc[in_sample, "clone"] = np.where(has_clone, label, UNASSIGNED)
+            note = cnv_note if source == "cnv" else ""
+        else:
+            note = "no clone table, lineage barcodes or genotypes, and no copy-number clones" + (
+                f" ({cnv_note})" if cnv_note else ""
+            )
+        adata.obs.loc[in_sample, "clone_source"] = source
         reports.append(
             {
                 "sample_id": sample_id,
                 "source": source,
-                "n_cells": int(report["n_cells"]),
-                "n_assigned": int(report["n_assigned"]),
-                "n_low_confidence": int(report.get("n_low_confidence", 0)),
-                "n_table_rows_unmatched": int(report["n_table_rows_unmatched"]),
-                "note": "",
+                "n_cells": int(in_sample.sum()),
+                "n_assigned": int((adata.obs.loc[in_sample, "clone"] != UNASSIGNED).sum()),
+                "n_malignant": int(adata.obs.loc[in_sample, "malignant"].astype(bool).sum()),
+                "n_low_confidence": n_low,
+                "n_table_rows_unmatched": n_rows_unmatched,
+                "note": "; ".join(n for n in (note, malignant_note) if n),
             }
         )
-        if len(rows):
-            unmatched.append(rows.assign(sample_id=sample_id, source=source))
-
-    cnv_samples = [
-        s for s in samples if s not in clone_tables and s not in lineage_counts
-    ]
-    cnv_adata = None
-    if cnv_samples and cnv_positions is not None:
-        cnv_adata, note = _infer_patient_cnv(
-            adata, patient_id, cnv_positions, cnv_params, cnv_reference_samples, reference_cells
-        )
-        for sample_id in cnv_samples:
-            in_sample = (adata.obs["sample_id"] == sample_id).to_numpy()
-            if cnv_adata is not None:
-                obs = cnv_adata.obs.loc[adata.obs_names[in_sample]]
-                malignant = obs["malignant"].astype(bool).to_numpy()
-                clone = np.where(
-                    malignant, f"{patient_id}_" + obs["cnv_clone"].astype(str), UNASSIGNED
-                )
-                adata.obs.loc[in_sample, "clone"] = clone
-                adata.obs.loc[in_sample, "malignant"] = malignant
-                adata.obs.loc[in_sample, "cnv_score"] = obs["cnv_score_cell"].to_numpy()
-                adata.obs.loc[in_sample, "cnv_clone"] = obs["cnv_clone"].astype(str).to_numpy()
-                adata.obs.loc[in_sample, "clone_source"] = "cnv"
-            n_assigned = int((adata.obs.loc[in_sample, "clone"] != UNASSIGNED).sum())
-            reports.append(
-                {
-                    "sample_id": sample_id,
-                    "source": "cnv",
-                    "n_cells": int(in_sample.sum()),
-                    "n_assigned": n_assigned,
-                    "n_low_confidence": 0,
-                    "n_table_rows_unmatched": 0,
-                    "note": note,
-                }
-            )
-    elif cnv_samples:
-        for sample_id in cnv_samples:
-            reports.append(
-                {
-                    "sample_id": sample_id,
-                    "source": "none",
-                    "n_cells": int((adata.obs["sample_id"] == sample_id).sum()),
-                    "n_assigned": 0,
-                    "n_low_confidence": 0,
-                    "n_table_rows_unmatched": 0,
-                    "note": "no clone table or lineage barcodes, and clones.infer_cnv is off",
-                }
-            )
     cells = adata.obs[CELL_COLUMNS].copy()
     cells["clone"] = cells["clone"].astype(str)
     cells["malignant"] = cells["malignant"].astype(bool)
@@ -183,6 +234,39 @@ def define_patient_clones(
         else pd.DataFrame(columns=["sample_id", "source", "barcode", "clone_id"])
     )
     return cells, report_df, unmatched_df, cnv_adata
+
+
+def _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_params):
+    """One lineage call over the patient's samples, so clone ids are shared across timepoints."""
+    import anndata as ad
+
+    pooled = []
+    for sample_id in sorted(s for s in lineage_counts if s not in clone_tables):
+        counts = lineage_counts[sample_id].copy()
+        counts.obs["sample_id"] = sample_id
+        counts.obs_names = [f"{sample_id}_{b}" for b in counts.obs["barcode"]]
+        pooled.append(counts)
+    if not pooled:
+        return None
+    merged = ad.concat(pooled, join="outer", fill_value=0)
+    return clone_defs.call_lineage_clones(merged, clone_prefix=f"{patient_id}_L", **lineage_params)
+
+
+def _patient_embedding(adata: AnnData, *, n_pcs: int = 20, random_state: int = 0) -> np.ndarray:
+    """PCA of the patient's own cells on their most variable genes (log-normalised ``X``)."""
+    import scanpy as sc
+
+    work = AnnData(X=adata.X.copy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    n_genes = min(2000, work.n_vars)
+    sc.pp.highly_variable_genes(work, n_top_genes=n_genes, flavor="seurat")
+    work = work[:, work.var["highly_variable"]].copy()
+    if hasattr(work.X, "toarray"):
+        # variable genes only: 2,000 dense columns (about 240 MB at 30,000 cells)
+        work.X = work.X.toarray()
+    sc.pp.scale(work, max_value=10)
+    n_comps = int(max(1, min(n_pcs, work.n_obs - 1, work.n_vars - 1)))
+    sc.pp.pca(work, n_comps=n_comps, random_state=random_state)
+    return work.obsm["X_pca"]
 
 
 def _infer_patient_cnv(
@@ -229,4 +313,14 @@ def _infer_patient_cnv(
         return None, f"copy-number inference not possible: {error}"
     detectable = bool(work.uns["clonetrack"]["cnv"].get("detectable", True))
     note = "" if detectable else "no copy-number change separates from the reference cells"
-    return work[own].copy(), note
+    result = work[own].copy()
+    # Scores of every cell, reference included, for the evidence of the malignant call.
+    result.uns["clonetrack_cnv_scores"] = pd.DataFrame(
+        {
+            "score": work.obs["cnv_consensus_score"].to_numpy(),
+            "reference": (work.obs["cnv_reference"] != "query").to_numpy(),
+            "called": work.obs["malignant"].astype(bool).to_numpy(),
+        },
+        index=work.obs_names,
+    )
+    return result, note

@@ -26,11 +26,11 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 )
 """Columns every sheet must have, each non-empty in every row."""
 
-PATH_COLUMNS: tuple[str, ...] = ("path", "clones", "lineage_barcodes")
+PATH_COLUMNS: tuple[str, ...] = ("path", "clones", "lineage_barcodes", "genotypes")
 """Columns holding paths relative to the sheet's folder."""
 
 KNOWN_COLUMNS: frozenset[str] = frozenset(
-    REQUIRED_COLUMNS + ("format", "clones", "lineage_barcodes")
+    REQUIRED_COLUMNS + ("format", "clones", "lineage_barcodes", "genotypes", "healthy")
 )
 """Columns with a meaning to clonetrack; every other column is a sample covariate."""
 
@@ -295,6 +295,20 @@ def read_sample_sheet(
             df[column] = spec.get("default", "")
     df["timepoint_order"] = df["timepoint_order"].astype(int)
     return df.set_index("sample_id").sort_index()
+
+
+HEALTHY_VALUES = ("yes", "true", "1")
+"""Values of the ``healthy`` column (any case) that mark a healthy donor's sample."""
+
+
+def healthy_samples(df: pd.DataFrame) -> list[str]:
+    """Sample ids whose ``healthy`` column says yes: every cell of them is normal (a normal seed
+    of the malignant call and part of every patient's copy-number reference)."""
+    if "healthy" not in df.columns:
+        return []
+    marked = df["healthy"].astype(str).str.strip().str.lower().isin(HEALTHY_VALUES)
+    ids = df.index if df.index.name == "sample_id" else df["sample_id"]
+    return sorted(map(str, pd.Index(ids)[marked.to_numpy()]))
 
 
 def covariate_columns(df: pd.DataFrame) -> list[str]:

@@ -1,0 +1,207 @@
+"""Per-cell variant reads: reading, evidence of malignancy, and clones from variant combinations.
+
+A genotype table (sheet column ``genotypes``) has one row per cell and variant with the reads
+(or transcripts) that carry the alternative and the reference allele. Genotyping of transcripts
+(GoT, Seq-Well genotyping), long-read genotyping and mitochondrial-variant callers all produce it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+GENOTYPE_COLUMNS = ("barcode", "variant", "alt_reads", "ref_reads")
+
+
+def read_genotype_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFrame:
+    """Read a per-cell variant-read table given in the sample sheet.
+
+    Parameters
+    ----------
+    path
+        Tab-separated (comma-separated when named ``.csv``; optionally gzipped) table with columns
+        ``barcode``, ``variant``, ``alt_reads`` and ``ref_reads`` (non-negative integers).
+    sample_id
+        Sample the table belongs to; builds the cell names as the count readers do.
+
+    Returns
+    -------
+    The four columns plus ``obs_name`` (``{sample_id}_{barcode}``).
+
+    Raises
+    ------
+    InputError
+        Missing or empty file, a missing column, an empty barcode or variant, a read count that is
+        not a non-negative integer, or a (barcode, variant) pair listed twice; rows are named
+        (1-based data rows).
+    """
+    p = Path(path)
+    where = f"genotype table {p} (sample '{sample_id}')"
+    if not p.is_file():
+        raise InputError(f"{where} does not exist: check the `genotypes` column of the sample sheet")
+    sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
+    try:
+        df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, index_col=False)
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
+    if df.empty:
+        raise InputError(f"{where} is empty: give a header ({', '.join(GENOTYPE_COLUMNS)}) and rows")
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in GENOTYPE_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{where} lacks column(s) {', '.join(missing)} (found: {', '.join(df.columns)}): "
+            f"name the columns {', '.join(GENOTYPE_COLUMNS)}"
+        )
+    rows = np.arange(1, len(df) + 1)
+
+    def refuse(mask: np.ndarray, what: str, todo: str) -> None:
+        if mask.any():
+            listed = ", ".join(map(str, rows[mask][:10])) + (" ..." if mask.sum() > 10 else "")
+            raise InputError(f"{where}: {what} in row(s) {listed}: {todo}")
+
+    for column in ("barcode", "variant"):
+        df[column] = df[column].str.strip()
+        refuse((df[column] == "").to_numpy(), f"empty {column}", f"fill in every {column}")
+    for column in ("alt_reads", "ref_reads"):
+        values = pd.to_numeric(df[column].str.strip(), errors="coerce")
+        bad = values.isna() | (values < 0) | (values != np.floor(values))
+        refuse(bad.to_numpy(), f"{column} not a non-negative integer", "give read counts")
+        df[column] = values.astype(np.int64)
+    refuse(
+        df.duplicated(["barcode", "variant"], keep=False).to_numpy(),
+        "(barcode, variant) listed more than once",
+        "sum the reads of each cell and variant into one row",
+    )
+    df = df[list(GENOTYPE_COLUMNS)].copy()
+    df["obs_name"] = sample_id + "_" + df["barcode"]
+    return df
+
+
+def allele_matrices(
+    tables: list[pd.DataFrame], cells: pd.Index
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Alternative and reference read counts, cells x variants, for ``cells``.
+
+    Returns the two matrices (zero where a cell has no read) and the number of table rows whose
+    cell is not among ``cells`` (QC-removed cells or barcodes of another sample).
+    """
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=[*GENOTYPE_COLUMNS, "obs_name"]
+    )
+    known = table["obs_name"].isin(cells)
+    table = table[known]
+    variants = sorted(table["variant"].unique())
+    alt = table.pivot_table(index="obs_name", columns="variant", values="alt_reads", aggfunc="sum")
+    ref = table.pivot_table(index="obs_name", columns="variant", values="ref_reads", aggfunc="sum")
+    alt = alt.reindex(index=cells, columns=variants).fillna(0).astype(np.int64)
+    ref = ref.reindex(index=cells, columns=variants).fillna(0).astype(np.int64)
+    return alt, ref, int((~known).sum())
+
+
+def malignancy_variants(variants, not_malignant_genes) -> list[str]:
+    """Variants whose mutant reads are evidence of leukaemia: all but those of the genes listed.
+
+    Mutations of clonal haematopoiesis (DNMT3A, TET2, ASXL1 by default) are founders that normal
+    blood cells of the patient carry too, so they mark a lineage, not the leukaemia.
+    """
+    genes = set(not_malignant_genes)
+    return [v for v in variants if re.split(r"[.:_ ]", v, maxsplit=1)[0] not in genes]
+
+
+def genotype_log_odds(
+    alt: pd.DataFrame,
+    ref: pd.DataFrame,
+    *,
+    mutant_allele_fraction: float = 0.5,
+    error_rate: float = 0.01,
+) -> pd.Series:
+    """Per cell, the log-likelihood ratio of its reads: malignant (carrying the variants) vs normal.
+
+    Under "malignant" a read shows the mutant allele with probability ``mutant_allele_fraction``
+    (heterozygous); under "normal" with probability ``error_rate`` (sequencing and alignment
+    errors). A mutant read adds log(f / e) (about +3.9 at the defaults): strong evidence. A
+    wild-type read adds log((1 - f) / (1 - e)) (about -0.68): weak, since one allele of a
+    heterozygous mutation is often the only one captured (allelic dropout). Per variant, the
+    wild-type evidence is capped at that of one mutant read, so that many wild-type reads of a
+    variant the cell's subclone does not carry cannot outweigh a mutant read of another.
+    """
+    f, e = mutant_allele_fraction, error_rate
+    per_alt = np.log(f / e)
+    per_ref = np.log((1 - f) / (1 - e))
+    against = np.maximum(ref.to_numpy() * per_ref, -per_alt)
+    return pd.Series((alt.to_numpy() * per_alt + against).sum(axis=1), index=alt.index)
+
+
+def genotype_clones(
+    alt: pd.DataFrame,
+    ref: pd.DataFrame,
+    *,
+    patient_id: str,
+    max_clones: int = 4,
+    min_probability: float = 0.9,
+    min_cells_per_clone: int = 3,
+    min_mutant_fraction: float = 0.1,
+    random_state: int = 0,
+) -> tuple[pd.Series, pd.DataFrame]:
+    """Clones from variant combinations with vireoSNP's binomial mixture (which models dropout:
+    a cell without reads on a variant says nothing about it).
+
+    Cells with at least one read are clustered for 1..``max_clones`` components; the number with
+    the highest evidence lower bound is kept (the variational bound already pays for each extra
+    component). A component is a clone when one of its variants has a mutant fraction of at
+    least ``min_mutant_fraction``; it is named by the variants with a mutant fraction of at least
+0.5 (or its most frequent one), most frequent first. Cells whose
+    assignment probability is below ``min_probability`` stay unassigned.
+
+    Returns the clone per cell (``"unassigned"`` where none) and a table of clones: cells and the
+    mean mutant fraction of every variant.
+    """
+    from scipy.sparse import csc_matrix
+    from vireoSNP import BinomMixtureVB
+
+    clone = pd.Series("unassigned", index=alt.index, dtype=object)
+    depth = alt + ref
+    informative = depth.sum(axis=1) > 0
+    columns = ["clone", "n_cells", *[f"af_{v}" for v in alt.columns]]
+    if informative.sum() < min_cells_per_clone or alt.shape[1] == 0:
+        return clone, pd.DataFrame(columns=columns)
+    # vireoSNP takes variants x cells
+    ad_ = alt[informative].to_numpy().T.astype(float)
+    dp_ = depth[informative].to_numpy().T.astype(float)
+    best = None
+    for k in range(1, min(max_clones, int(informative.sum())) + 1):
+        model = BinomMixtureVB(n_cell=ad_.shape[1], n_var=ad_.shape[0], n_donor=k)
+        model.fit(csc_matrix(ad_), csc_matrix(dp_), n_init=10, min_iter=20, random_seed=random_state)
+        elbo = float(model.ELBO_iters[-1])
+        log.info("patient %s: %d genotype component(s), ELBO %.2f", patient_id, k, elbo)
+        if best is None or elbo > best[0] + 1e-6:
+            best = (elbo, model)
+    model = best[1]
+    af = pd.DataFrame(model.beta_mu, index=alt.columns)  # variants x components
+    prob = model.ID_prob  # cells x components
+    component = prob.argmax(axis=1)
+    confident = prob.max(axis=1) >= min_probability
+    names, rows = {}, []
+    for c in range(af.shape[1]):
+        carried = af[c][af[c] >= min_mutant_fraction].sort_values(ascending=False)
+        members = confident & (component == c)
+        if carried.empty or members.sum() < min_cells_per_clone:
+            continue
+        # named by the variants most of its cells carry (its top variant at the least)
+        majority = carried[carried >= 0.5]
+        names[c] = f"{patient_id}_G_" + "+".join((majority if len(majority) else carried[:1]).index)
+        rows.append({"clone": names[c], "n_cells": int(members.sum()), **{f"af_{v}": float(af.loc[v, c]) for v in alt.columns}})
+    labels = np.array([names.get(c, "unassigned") for c in component], dtype=object)
+    labels[~confident] = "unassigned"
+    clone[informative[informative].index] = labels
+    return clone, pd.DataFrame(rows, columns=columns)

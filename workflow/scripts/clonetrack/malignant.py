@@ -1,0 +1,128 @@
+"""Malignant cells from combined evidence: copy number, genotypes and expression, per patient.
+
+One patient's cells of all timepoints are called together, so that a remission sample is judged
+against the leukaemia of the same patient at diagnosis:
+
+1. **Evidence per cell**, as log-likelihood ratios (malignant vs normal): mutant and wild-type
+   reads (:func:`clonetrack.genotypes.genotype_log_odds`) and the copy-number score
+   (:func:`cnv_log_odds`). Evidence from independent assays adds up.
+2. **Seeds.** Normal: every cell of a healthy sample (sheet column ``healthy``) and cells of the
+   lymphoid types (rarely part of a myeloid leukaemia). Malignant: cells whose evidence exceeds
+   ``seed_log_odds`` (one mutant read, or a copy-number profile far outside the normal
+   reference). A patient without a seed of one kind gets no expression call, said in the output.
+3. **Expression**: label spreading (Zhou et al. 2004, scikit-learn's ``LabelSpreading``) over
+   the patient's kNN graph carries the seeds' labels to cells that look like them. Cells close
+   to malignant seeds and far from normal ones get a high probability. It uses only the
+   patient's own cells, so batch differences between patients or donors play no part.
+
+``malignant_probability`` is the spread label; ``malignant`` is it above ``threshold``. Every
+evidence column is kept so a call can be traced.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+EVIDENCE_COLUMNS = (
+    "malignant",
+    "malignant_probability",
+    "malignant_seed",
+    "genotype_log_odds",
+    "cnv_log_odds",
+)
+LOG_ODDS_CAP = 10.0
+
+
+def cnv_log_odds(score: np.ndarray, normal: np.ndarray, malignant: np.ndarray) -> np.ndarray:
+    """Log-likelihood ratio of each cell's copy-number score under the malignant and the normal
+    score distributions (normal densities fitted to the scores of the ``normal`` reference cells
+    and of the cells infercnvpy's clusters ``malignant``), capped at +-``LOG_ODDS_CAP``.
+
+    All zero (no evidence) when either group has fewer than three cells.
+    """
+    score = np.asarray(score, dtype=float)
+    if normal.sum() < 3 or malignant.sum() < 3:
+        return np.zeros_like(score)
+    mu0, sd0 = score[normal].mean(), max(score[normal].std(), 1e-9)
+    mu1, sd1 = score[malignant].mean(), max(score[malignant].std(), 1e-9)
+    if mu1 <= mu0:
+        return np.zeros_like(score)
+    llr = (
+        -0.5 * ((score - mu1) / sd1) ** 2 - np.log(sd1) + 0.5 * ((score - mu0) / sd0) ** 2 + np.log(sd0)
+    )
+    # Beyond the malignant mean a larger score is no less malignant (the Gaussian tails say so
+    # only because the malignant spread is the wider or narrower one).
+    llr = np.where(score > mu1, np.maximum(llr, 0.0), llr)
+    return np.clip(np.nan_to_num(llr), -LOG_ODDS_CAP, LOG_ODDS_CAP)
+
+
+def call_malignant(
+    embedding: np.ndarray,
+    *,
+    normal_seed: np.ndarray,
+    evidence: pd.DataFrame,
+    seed_log_odds: float = 3.0,
+    n_neighbors: int = 15,
+    alpha: float = 0.2,
+    threshold: float = 0.5,
+) -> tuple[pd.DataFrame, str]:
+    """Malignant probability of each cell of one patient from seeds and expression.
+
+    Parameters
+    ----------
+    embedding
+        The patient's cells in a low-dimensional expression space (PCA of their own cells).
+    normal_seed
+        Cells known to be normal (healthy samples, lymphoid types).
+    evidence
+        One row per cell: ``genotype_log_odds`` and ``cnv_log_odds`` (0 where there is none).
+    seed_log_odds
+        Summed evidence above which a cell seeds the malignant label.
+    n_neighbors, alpha
+        kNN graph and clamping of :class:`sklearn.semi_supervised.LabelSpreading` (``alpha`` is
+        the share of a seed's label that its neighbours may change).
+    threshold
+        Probability above which a cell is called malignant.
+
+    Returns
+    -------
+    The cells with :data:`EVIDENCE_COLUMNS`, and a note (empty, or why there is no call).
+    """
+    from sklearn.semi_supervised import LabelSpreading
+
+    n = embedding.shape[0]
+    total = evidence["genotype_log_odds"].to_numpy() + evidence["cnv_log_odds"].to_numpy()
+    normal_seed = np.asarray(normal_seed, dtype=bool)
+    malignant_seed = (total >= seed_log_odds) & ~normal_seed
+    out = evidence.copy()
+    seed = np.full(n, "", dtype=object)
+    seed[normal_seed] = "normal"
+    seed[malignant_seed] = "malignant"
+    out["malignant_seed"] = seed
+    if not malignant_seed.any() or not normal_seed.any():
+        missing = "malignant" if not malignant_seed.any() else "normal"
+        note = (
+            f"no {missing} seed (no cell with genotype or copy-number evidence of leukaemia)"
+            if missing == "malignant"
+            else "no normal seed (no healthy-sample or lymphoid cell)"
+        )
+        # Without both labels nothing can be spread: seeds keep their own label only.
+        out["malignant_probability"] = np.where(malignant_seed, 1.0, 0.0)
+        out["malignant"] = malignant_seed
+        return out[list(EVIDENCE_COLUMNS)], note
+    labels = np.full(n, -1)
+    labels[normal_seed] = 0
+    labels[malignant_seed] = 1
+    k = int(min(n_neighbors, n - 1))
+    model = LabelSpreading(kernel="knn", n_neighbors=k, alpha=alpha, max_iter=100)
+    model.fit(np.asarray(embedding, dtype=np.float64), labels)
+    probability = model.label_distributions_[:, list(model.classes_).index(1)]
+    probability = np.nan_to_num(probability, nan=0.0)
+    out["malignant_probability"] = probability
+    out["malignant"] = probability > threshold
+    return out[list(EVIDENCE_COLUMNS)], ""
