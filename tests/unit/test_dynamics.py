@@ -260,3 +260,13 @@ def test_cohort_without_clones_gives_empty_tables_with_columns():
     assert classes.empty and {"patient_id", "clone", "class", "resistant"} <= set(classes.columns)
     summary, _ = cohort_model(freqs, classes)
     assert summary["n_patients_with_resistant"] == 0
+
+
+@pytest.mark.parametrize("n", [1, 30, 100, 2000])
+def test_detection_limit_is_where_a_sample_sees_the_clone_with_95_percent_probability(n):
+    from clonetrack import dynamics
+
+    limit = float(dynamics.detection_limit([n])[0])
+    # independent computation: the chance of zero clone cells among n at that frequency is 5%
+    assert stats.binom.pmf(0, n, limit) == pytest.approx(0.05)
+    assert np.isnan(dynamics.detection_limit([0])[0])

@@ -199,3 +199,36 @@ def test_leiden_on_one_graph_equals_scanpy_per_resolution(merged):
         pd.testing.assert_series_equal(adata.obs[key], expected.obs["scanpy"], check_names=False)
         assert adata.uns[key] == expected.uns["scanpy"]
     assert adata.obs[cluster.resolution_key(2.0)].nunique() > adata.obs[cluster.resolution_key(0.1)].nunique()
+
+
+def test_loess_failure_widens_the_span_then_leaves_the_batch_out(tmp_path, monkeypatch):
+    """seurat_v3's loess fails on small samples with messages other than "singularity" (e.g.
+    "reciprocal condition number"); the batch retries wider spans, then stops voting, by name."""
+    adatas, samples = make_batches(n_per=60)
+    merge(adatas, samples, tmp_path)
+    real = integrate._seurat_v3_batch
+    spans_tried = []
+
+    def flaky(counts, var_names, *, n_top_genes, span):
+        spans_tried.append((counts.shape[0], span))
+        if counts.shape[0] == 60 and span < 1.0:
+            raise ValueError("b'reciprocal condition number  2.7591e-15'")
+        return real(counts, var_names, n_top_genes=n_top_genes, span=span)
+
+    monkeypatch.setattr(integrate, "_seurat_v3_batch", flaky)
+    obs = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r").obs
+    _, settings = integrate.select_genes_on_disk(tmp_path / "counts.h5ad", obs, n_top_genes=50, batch_key="sample_id")
+    assert settings["loess_span"] == {"S0": 1.0, "S1": 1.0}
+    assert settings["batches_not_ranked"] == ""
+
+    def broken(counts, var_names, *, n_top_genes, span):
+        if (counts.sum(axis=1) > 0).all() and flaky.calls.append(1) is None and len(flaky.calls) <= 3:
+            raise np.linalg.LinAlgError("singular matrix")
+        return real(counts, var_names, n_top_genes=n_top_genes, span=span)
+
+    flaky.calls = []
+    monkeypatch.setattr(integrate, "_seurat_v3_batch", broken)
+    table, settings = integrate.select_genes_on_disk(tmp_path / "counts.h5ad", obs, n_top_genes=50, batch_key="sample_id")
+    assert settings["batches_not_ranked"] == "S0"
+    assert list(settings["loess_span"]) == ["S1"]
+    assert table["highly_variable"].sum() == 50

@@ -42,6 +42,9 @@ SAMPLES = {
 }
 
 
+SMALL_SAMPLE_CELLS = 30
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=Path("/work/shared/data/vangalen2019"))
@@ -96,6 +99,26 @@ def main() -> None:
             }
         )
         print(sample_id, x.shape[1], "cells")
+    # A small remission sample of AML329 (tens of cells are ordinary at remission): every step
+    # must run on it. Same genes as the files above; its own generator so the draws above stay.
+    small_rng = np.random.default_rng(args.seed + 1)
+    dem, anno = "GSM3587944_AML329-D37.dem.txt.gz", "GSM3587945_AML329-D37.anno.txt.gz"
+    x = pd.read_csv(args.source / dem, sep="\t", index_col=0)
+    a = pd.read_csv(args.source / anno, sep="\t", index_col=0, dtype=str, keep_default_na=False)
+    cells = x.columns.intersection(a.index)
+    cells = cells[np.sort(small_rng.choice(len(cells), SMALL_SAMPLE_CELLS, replace=False))]
+    x = x.loc[genes[detected], cells]
+    x.index.name = "Gene"
+    x.to_csv(args.out / dem, sep="\t", compression={"method": "gzip", "mtime": 0})
+    a.loc[cells].rename_axis(a.index.name).to_csv(
+        args.out / anno, sep="\t", compression={"method": "gzip", "mtime": 0}
+    )
+    rows.append(
+        {"sample_id": "AML329-D37", "patient_id": "AML329", "timepoint": "D37",
+         "timepoint_order": 2, "path": dem, "format": "dense_txt", "batch": "AML329-D37",
+         "healthy": "no"}
+    )
+    print("AML329-D37", x.shape[1], "cells")
     pd.DataFrame(rows).to_csv(args.out / "samples.tsv", sep="\t", index=False)
     print(int(detected.sum()), "genes kept of", len(genes))
 

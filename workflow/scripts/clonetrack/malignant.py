@@ -38,26 +38,53 @@ EVIDENCE_COLUMNS = (
 LOG_ODDS_CAP = 10.0
 
 
-def cnv_log_odds(score: np.ndarray, normal: np.ndarray, malignant: np.ndarray) -> np.ndarray:
+def cnv_log_odds(
+    score: np.ndarray,
+    normal: np.ndarray,
+    malignant: np.ndarray,
+    cell_type: np.ndarray | None = None,
+    *,
+    min_type_cells: int = 10,
+    min_separation: float = 4.0,
+) -> np.ndarray:
     """Log-likelihood ratio of each cell's copy-number score under the malignant and the normal
-    score distributions (normal densities fitted to the scores of the ``normal`` reference cells
-    and of the cells infercnvpy's clusters ``malignant``), capped at +-``LOG_ODDS_CAP``.
+    score distributions, capped at +-``LOG_ODDS_CAP``.
 
-    All zero (no evidence) when either group has fewer than three cells.
+    The normal distribution is fitted to the ``normal`` reference cells of the cell's own type
+    where there are ``min_type_cells`` of them (else to all reference cells): normal monocytes or
+    erythroid cells score higher than lymphocytes because of their expression alone, and must
+    not read as copy-number changes. The malignant distribution is fitted to the cells that
+    infercnvpy's clusters call ``malignant``. All zero (no evidence) when either group has fewer
+    than three cells, or when the malignant mean lies less than ``min_separation`` standard
+    deviations of the normal scores above their mean: on shallow data a weak separation is
+    mostly expression of normal cell types unlike the reference, not copy number.
     """
     score = np.asarray(score, dtype=float)
+    normal = np.asarray(normal, dtype=bool)
+    malignant = np.asarray(malignant, dtype=bool)
     if normal.sum() < 3 or malignant.sum() < 3:
         return np.zeros_like(score)
-    mu0, sd0 = score[normal].mean(), max(score[normal].std(), 1e-9)
     mu1, sd1 = score[malignant].mean(), max(score[malignant].std(), 1e-9)
-    if mu1 <= mu0:
+    separation = (mu1 - score[normal].mean()) / max(score[normal].std(), 1e-9)
+    log.info("copy-number separation of malignant from normal scores: %.2f SD", separation)
+    if separation < min_separation:
         return np.zeros_like(score)
-    llr = (
-        -0.5 * ((score - mu1) / sd1) ** 2 - np.log(sd1) + 0.5 * ((score - mu0) / sd0) ** 2 + np.log(sd0)
-    )
+    mu0 = np.full(score.shape, score[normal].mean())
+    sd0 = np.full(score.shape, max(score[normal].std(), 1e-9))
+    if cell_type is not None:
+        cell_type = np.asarray(cell_type).astype(str)
+        for t in np.unique(cell_type[normal]):
+            ref = normal & (cell_type == t)
+            if ref.sum() >= min_type_cells:
+                mu0[cell_type == t] = score[ref].mean()
+                sd0[cell_type == t] = max(score[ref].std(), 1e-9)
+    llr = -0.5 * ((score - mu1) / sd1) ** 2 - np.log(sd1) + 0.5 * ((score - mu0) / sd0) ** 2 + np.log(sd0)
     # Beyond the malignant mean a larger score is no less malignant (the Gaussian tails say so
-    # only because the malignant spread is the wider or narrower one).
+    # only because one spread is wider than the other); at or below the normal mean of the
+    # cell's type, a score is no evidence of malignancy.
     llr = np.where(score > mu1, np.maximum(llr, 0.0), llr)
+    llr = np.where(score <= mu0, np.minimum(llr, 0.0), llr)
+    llr = np.where(mu1 > mu0, llr, 0.0)
     return np.clip(np.nan_to_num(llr), -LOG_ODDS_CAP, LOG_ODDS_CAP)
 
 

@@ -33,6 +33,9 @@ CELL_COLUMNS = [
 ]
 
 
+# Healthy-sample cells of a type form their own copy-number reference category from this many.
+MIN_REFERENCE_CATEGORY_CELLS = 10
+
 SOURCES = ("given", "lineage_barcode", "genotype", "cnv")
 """Clone sources; the config's ``clones.source_precedence`` orders them (first available wins)."""
 
@@ -134,7 +137,7 @@ def define_patient_clones(
         adata.obs["cnv_clone"] = obs["cnv_clone"].astype(str).to_numpy()
         full = cnv_adata.uns["clonetrack_cnv_scores"]
         cnv_evidence = pd.Series(
-            malignant.cnv_log_odds(full["score"], full["reference"], full["called"]),
+            malignant.cnv_log_odds(full["score"], full["reference"], full["called"], full["cell_type"]),
             index=full.index,
         ).loc[adata.obs_names].to_numpy()
 
@@ -293,15 +296,24 @@ def _infer_patient_cnv(
     reference_types = tuple(params.get("reference_categories", ()))
     cell_type = work.obs["cell_type"].astype(str)
     # Each reference cell type stays its own category (infercnvpy absorbs differences between
-    # reference types); other cells of reference samples form one more category.
+    # reference categories). Cells of reference samples (healthy marrow) form one category per
+    # cell type, so that normal monocytes, erythroid cells or progenitors of the patient are
+    # compared with their own kind: against lymphocytes alone, their expression (e.g. a monocyte
+    # programme clustered on one chromosome arm) reads as a copy-number change.
     in_reference_sample = work.obs["sample_id"].astype(str).isin(reference_samples).to_numpy()
     is_reference_type = cell_type.isin(reference_types).to_numpy()
+    healthy_type = np.where(in_reference_sample, "healthy_" + cell_type.to_numpy(), "")
+    counts = pd.Series(healthy_type[in_reference_sample]).value_counts()
+    large = set(counts.index[counts >= MIN_REFERENCE_CATEGORY_CELLS])
+    healthy_type = np.where(np.isin(healthy_type, list(large)), healthy_type, "reference_sample")
     work.obs["cnv_reference"] = np.where(
         is_reference_type,
         cell_type.to_numpy(),
-        np.where(in_reference_sample, "reference_sample", "query"),
+        np.where(in_reference_sample, healthy_type, "query"),
     )
-    categories = list(reference_types) + (["reference_sample"] if in_reference_sample.any() else [])
+    categories = list(reference_types) + sorted(
+        set(work.obs["cnv_reference"][in_reference_sample & ~is_reference_type])
+    )
     options = {k: v for k, v in params.items() if k != "reference_categories"}
     try:
         cnv.infer_cnv(
@@ -320,6 +332,7 @@ def _infer_patient_cnv(
             "score": work.obs["cnv_consensus_score"].to_numpy(),
             "reference": (work.obs["cnv_reference"] != "query").to_numpy(),
             "called": work.obs["malignant"].astype(bool).to_numpy(),
+            "cell_type": work.obs["cell_type"].astype(str).to_numpy(),
         },
         index=work.obs_names,
     )
