@@ -232,3 +232,13 @@ def test_loess_failure_widens_the_span_then_leaves_the_batch_out(tmp_path, monke
     assert settings["batches_not_ranked"] == "S0"
     assert list(settings["loess_span"]) == ["S1"]
     assert table["highly_variable"].sum() == 50
+
+
+def test_batch_silhouette_skips_labels_with_a_cell_per_batch():
+    """A 30-cell remission sample can leave a label with one cell in each of three batches."""
+    embedding = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.1, 5.0], [5.0, 5.1], [5.1, 5.1]])
+    labels = np.array(["a", "a", "a", "b", "b", "b", "b"])
+    batches = np.array(["x", "y", "z", "x", "x", "y", "y"])
+    score = metrics.batch_asw(embedding, batches, labels)
+    only_b = np.mean(1 - np.abs(__import__("sklearn.metrics").metrics.silhouette_samples(embedding[3:], batches[3:])))
+    assert score == pytest.approx(only_b)

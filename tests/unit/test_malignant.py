@@ -47,10 +47,30 @@ def test_without_a_malignant_seed_nothing_is_guessed():
 
 def test_copy_number_log_odds_rise_with_the_score():
     rng = np.random.default_rng(0)
-    score = np.r_[rng.normal(0, 1, 200), rng.normal(5, 1, 100)]
+    score = np.r_[rng.normal(0, 1, 200), rng.normal(6, 1, 100)]
     normal = np.r_[np.ones(200, bool), np.zeros(100, bool)]
-    odds = malignant.cnv_log_odds(score, normal, ~normal)
+    types = np.repeat("Prog", 300)
+    odds = malignant.cnv_log_odds(score, normal, ~normal, types)
     assert odds[:200].mean() < -3 and odds[200:].mean() > 3
     assert odds[np.argmax(score)] > 0  # far beyond the malignant mean is still malignant
-    # no malignant group: no evidence
-    assert not malignant.cnv_log_odds(score, normal, np.zeros(300, bool)).any()
+    # no malignant group, or a weak separation: no evidence
+    assert not malignant.cnv_log_odds(score, normal, np.zeros(300, bool), types).any()
+    weak = np.r_[score[:200], rng.normal(2, 1, 100)]
+    assert not malignant.cnv_log_odds(weak, normal, ~normal, types).any()
+
+
+def test_copy_number_scores_are_judged_against_normal_cells_of_the_same_type():
+    """Normal erythroid cells score high from haemoglobin loci alone: against their own normal
+    type they are no evidence; a type without normal reference cells gets none either."""
+    rng = np.random.default_rng(1)
+    types = np.repeat(["T", "lateEry", "Mono", "Prog", "Prog"], [200, 100, 100, 100, 50])
+    score = rng.normal(0, 1, 550)
+    score[types == "lateEry"] += 6  # expression artefact of every erythroid cell
+    leukaemic = np.r_[np.zeros(400, bool), np.ones(100, bool), np.zeros(50, bool)]
+    score[leukaemic] += 8  # leukaemic progenitors with a copy-number change
+    # healthy-donor progenitors and erythroid cells, and the patient's T cells
+    normal = (types == "T") | ((types == "lateEry") & (np.arange(550) < 250)) | (np.arange(550) >= 500)
+    odds = malignant.cnv_log_odds(score, normal, leukaemic, types)
+    assert (odds[leukaemic] > 3).mean() > 0.9
+    assert (odds[(types == "lateEry") & ~normal] < 3).all()
+    assert not odds[types == "Mono"].any()  # no normal monocytes to judge them against

@@ -4,6 +4,7 @@ rule define_clones:
         merged="results/merged/adata.h5ad",
         cells="results/annotate/cells.h5ad",
         positions=config["clones"]["cnv"]["gene_positions"],
+        normal_reference=normal_reference_input(),
     output:
         cells="results/clones/patient~{patient}/cells.tsv.gz",
         report=report(
@@ -26,6 +27,7 @@ rule define_clones:
         sources=clone_sources,
         clones=config["clones"],
         healthy=HEALTHY,
+        target_sum=config["preprocess"]["target_sum"],
         seed=config["seed"],
     log:
         "logs/define_clones/patient~{patient}.log",

@@ -67,6 +67,11 @@ def clone_inputs(wildcards):
     }
 
 
+def normal_reference_input():
+    """The healthy-marrow reference file, or nothing when the config sets none."""
+    return [config["normal_reference"]] if config.get("normal_reference") else []
+
+
 def clone_sources(wildcards):
     """Per sample of the patient: its clone table and lineage-barcode paths ("" when none)."""
     rows = patient_samples(wildcards.patient)

@@ -35,6 +35,18 @@ def expression(selected):
     return part
 
 
+def normal_reference():
+    """The healthy-marrow reference, log-normalised as the cohort is, on the cohort's genes."""
+    if not snakemake.input.normal_reference:
+        return None
+    import scanpy as sc
+
+    reference = io.read_normal_reference(snakemake.input.normal_reference[0])
+    sc.pp.normalize_total(reference, target_sum=snakemake.params.target_sum)
+    sc.pp.log1p(reference)
+    return reference
+
+
 # Copy-number inference needs the expression of positioned genes; other sources need only metadata.
 adata = expression(own)
 reference_cells = expression(other_reference) if cfg["infer_cnv"] and other_reference.any() else None
@@ -45,7 +57,7 @@ cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
     cnv_reference_samples=reference_samples, reference_cells=reference_cells,
     genotype_tables=genotype_tables, genotype_params=cfg["genotypes"], healthy_samples=healthy,
     malignant_params=cfg["malignant"], source_precedence=tuple(cfg["source_precedence"]),
-    random_state=snakemake.params.seed,
+    normal_reference=normal_reference(), random_state=snakemake.params.seed,
 )
 log.info("patient %s clone sources:\n%s", patient, report.to_string())
 if cnv_adata is not None and cnv_adata.obs["malignant"].any():

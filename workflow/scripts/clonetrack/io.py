@@ -739,6 +739,32 @@ def read_clone_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFrame
     )
 
 
+def read_normal_reference(path: os.PathLike | str) -> ad.AnnData:
+    """Read a healthy-marrow reference: an ``.h5ad`` of raw counts (``X``) with
+    ``obs["cell_type"]``.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, lacks ``obs["cell_type"]``, or ``X`` is not counts.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(
+            f"normal reference {p} does not exist: set `normal_reference` in the config to a "
+            "healthy-marrow .h5ad, or to null for none"
+        )
+    reference = ad.read_h5ad(p)
+    if "cell_type" not in reference.obs:
+        raise InputError(f"normal reference {p}: obs has no 'cell_type' column: add the cell types")
+    x = reference.X
+    values = x.data if sp.issparse(x) else np.asarray(x)
+    if values.size and (values.min() < 0 or not np.allclose(values, np.round(values))):
+        raise InputError(f"normal reference {p}: X must hold raw counts (non-negative integers)")
+    reference.X = sp.csr_matrix(reference.X, dtype=np.float32)
+    return reference
+
+
 # ----------------------------------------------------------------------------------------------
 # atomic writers
 

@@ -42,50 +42,53 @@ def cnv_log_odds(
     score: np.ndarray,
     normal: np.ndarray,
     malignant: np.ndarray,
-    cell_type: np.ndarray | None = None,
+    cell_type: np.ndarray,
     *,
     min_type_cells: int = 10,
     min_separation: float = 4.0,
+    pooled_types: tuple[str, ...] = ("unassigned",),
 ) -> np.ndarray:
     """Log-likelihood ratio of each cell's copy-number score under the malignant and the normal
     score distributions, capped at +-``LOG_ODDS_CAP``.
 
-    The normal distribution is fitted to the ``normal`` reference cells of the cell's own type
-    where there are ``min_type_cells`` of them (else to all reference cells): normal monocytes or
-    erythroid cells score higher than lymphocytes because of their expression alone, and must
-    not read as copy-number changes. The malignant distribution is fitted to the cells that
-    infercnvpy's clusters call ``malignant``. All zero (no evidence) when either group has fewer
-    than three cells, or when the malignant mean lies less than ``min_separation`` standard
-    deviations of the normal scores above their mean: on shallow data a weak separation is
-    mostly expression of normal cell types unlike the reference, not copy number.
+    A score is judged against normal cells of the same type only: monocytes, erythroid cells
+    (haemoglobin loci) and others score above lymphocytes from their expression alone, which
+    must not read as copy number. Cells of a type with fewer than ``min_type_cells`` normal
+    reference cells get no copy-number evidence (0), except ``pooled_types`` (cells no type
+    explains), judged against all normal cells. Scores are standardised by their type's normal
+    mean and spread; the malignant distribution is fitted to the standardised scores of the cells
+    infercnvpy calls ``malignant``. No evidence at all when either group has fewer than three
+    cells, or when the malignant cells' mean lies less than ``min_separation`` normal standard
+    deviations above the normal mean: on shallow data a weak separation is mostly expression,
+    not copy number.
     """
     score = np.asarray(score, dtype=float)
     normal = np.asarray(normal, dtype=bool)
     malignant = np.asarray(malignant, dtype=bool)
-    if normal.sum() < 3 or malignant.sum() < 3:
+    cell_type = np.asarray(cell_type).astype(str)
+    z = np.full(score.shape, np.nan)
+    for t in np.unique(cell_type):
+        members = cell_type == t
+        ref = normal & (members if t not in pooled_types else np.ones_like(members))
+        if ref.sum() >= min_type_cells:
+            z[members] = (score[members] - score[ref].mean()) / max(score[ref].std(), 1e-9)
+    judged = ~np.isnan(z)
+    if (normal & judged).sum() < 3 or (malignant & judged).sum() < 3:
         return np.zeros_like(score)
-    mu1, sd1 = score[malignant].mean(), max(score[malignant].std(), 1e-9)
-    separation = (mu1 - score[normal].mean()) / max(score[normal].std(), 1e-9)
-    log.info("copy-number separation of malignant from normal scores: %.2f SD", separation)
-    if separation < min_separation:
+    mu1 = float(np.mean(z[malignant & judged]))
+    sd1 = max(float(np.std(z[malignant & judged])), 1e-9)
+    log.info("copy-number separation of malignant from normal scores: %.2f SD", mu1)
+    if mu1 < min_separation:
         return np.zeros_like(score)
-    mu0 = np.full(score.shape, score[normal].mean())
-    sd0 = np.full(score.shape, max(score[normal].std(), 1e-9))
-    if cell_type is not None:
-        cell_type = np.asarray(cell_type).astype(str)
-        for t in np.unique(cell_type[normal]):
-            ref = normal & (cell_type == t)
-            if ref.sum() >= min_type_cells:
-                mu0[cell_type == t] = score[ref].mean()
-                sd0[cell_type == t] = max(score[ref].std(), 1e-9)
-    llr = -0.5 * ((score - mu1) / sd1) ** 2 - np.log(sd1) + 0.5 * ((score - mu0) / sd0) ** 2 + np.log(sd0)
-    # Beyond the malignant mean a larger score is no less malignant (the Gaussian tails say so
-    # only because one spread is wider than the other); at or below the normal mean of the
-    # cell's type, a score is no evidence of malignancy.
-    llr = np.where(score > mu1, np.maximum(llr, 0.0), llr)
-    llr = np.where(score <= mu0, np.minimum(llr, 0.0), llr)
-    llr = np.where(mu1 > mu0, llr, 0.0)
-    return np.clip(np.nan_to_num(llr), -LOG_ODDS_CAP, LOG_ODDS_CAP)
+    zz = np.nan_to_num(z)
+    llr = -0.5 * ((zz - mu1) / sd1) ** 2 - np.log(sd1) + 0.5 * zz**2
+    # Beyond the malignant mean a larger score is no less malignant, and at or below the normal
+    # mean no evidence of malignancy (the Gaussian tails say otherwise only because one spread
+    # is wider than the other).
+    llr = np.where(zz > mu1, np.maximum(llr, 0.0), llr)
+    llr = np.where(zz <= 0, np.minimum(llr, 0.0), llr)
+    llr = np.where(judged, llr, 0.0)
+    return np.clip(llr, -LOG_ODDS_CAP, LOG_ODDS_CAP)
 
 
 def call_malignant(
@@ -148,8 +151,9 @@ def call_malignant(
     k = int(min(n_neighbors, n - 1))
     model = LabelSpreading(kernel="knn", n_neighbors=k, alpha=alpha, max_iter=100)
     model.fit(np.asarray(embedding, dtype=np.float64), labels)
-    probability = model.label_distributions_[:, list(model.classes_).index(1)]
-    probability = np.nan_to_num(probability, nan=0.0)
+    distributions = np.nan_to_num(model.label_distributions_, nan=0.0)
+    probability = distributions[:, list(model.classes_).index(1)]
+
     out["malignant_probability"] = probability
     out["malignant"] = probability > threshold
     return out[list(EVIDENCE_COLUMNS)], ""

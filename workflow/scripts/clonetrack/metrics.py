@@ -26,7 +26,9 @@ def batch_asw(embedding: np.ndarray, batches: np.ndarray, labels: np.ndarray) ->
     scores = []
     for label in np.unique(labels):
         mask = labels == label
-        if len(np.unique(batches[mask])) < 2 or mask.sum() < 3:
+        n_batches = len(np.unique(batches[mask]))
+        # a silhouette needs 2 <= batches <= cells - 1 (a small sample can give one cell a batch)
+        if n_batches < 2 or mask.sum() <= n_batches:
             continue
         scores.append(np.mean(1 - np.abs(silhouette_samples(embedding[mask], batches[mask]))))
     return float(np.mean(scores)) if scores else float("nan")

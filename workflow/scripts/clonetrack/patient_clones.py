@@ -57,6 +57,7 @@ def define_patient_clones(
     healthy_samples: tuple[str, ...] = (),
     malignant_params: dict | None = None,
     source_precedence: tuple[str, ...] = SOURCES,
+    normal_reference: AnnData | None = None,
     random_state: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, AnnData | None]:
     """Label every cell of one patient with a clone, its source and a malignant call.
@@ -96,6 +97,11 @@ def define_patient_clones(
         Keyword arguments of :func:`clonetrack.malignant.call_malignant`.
     source_precedence
         Clone sources in order of preference; each sample takes the first it has.
+    normal_reference
+        Healthy marrow of other donors (log-normalised, ``obs["cell_type"]``): normal seeds in
+        the graph of the malignant call, so that the patient's normal myeloid and erythroid cells
+        find normal neighbours (lymphocytes alone cannot vouch for them). ``reference_cells``
+        join it. Left out of every output.
 
     Returns
     -------
@@ -166,10 +172,17 @@ def define_patient_clones(
     evidence = pd.DataFrame(
         {"genotype_log_odds": genotype_evidence, "cnv_log_odds": cnv_evidence}, index=adata.obs_names
     )
+    normal_cells = [r for r in (normal_reference, reference_cells) if r is not None and r.n_obs]
+    embedding = _joint_embedding(adata, normal_cells, random_state=random_state)
+    n_extra = embedding.shape[0] - adata.n_obs
+    extra = pd.DataFrame(0.0, index=[f"reference_{i}" for i in range(n_extra)], columns=evidence.columns)
     called, malignant_note = malignant.call_malignant(
-        _patient_embedding(adata, random_state=random_state),
-        normal_seed=normal_seed, evidence=evidence, **(malignant_params or {}),
+        embedding,
+        normal_seed=np.r_[normal_seed, np.ones(n_extra, bool)],
+        evidence=pd.concat([evidence, extra]),
+        **(malignant_params or {}),
     )
+    called = called.iloc[: adata.n_obs]
     for column in malignant.EVIDENCE_COLUMNS:
         adata.obs[column] = called[column].to_numpy()
 
@@ -255,13 +268,27 @@ def _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_para
     return clone_defs.call_lineage_clones(merged, clone_prefix=f"{patient_id}_L", **lineage_params)
 
 
-def _patient_embedding(adata: AnnData, *, n_pcs: int = 20, random_state: int = 0) -> np.ndarray:
-    """PCA of the patient's own cells on their most variable genes (log-normalised ``X``)."""
+def _joint_embedding(
+    adata: AnnData, normal: list[AnnData], *, n_pcs: int = 20, random_state: int = 0
+) -> np.ndarray:
+    """PCA of the patient's cells followed by those of ``normal`` (healthy marrow), on genes
+    variable within each of the two (``seurat`` flavour, log-normalised ``X``)."""
+    import anndata as ad
     import scanpy as sc
 
-    work = AnnData(X=adata.X.copy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    parts = [AnnData(X=adata.X, var=pd.DataFrame(index=adata.var_names))]
+    for other in normal:
+        genes = adata.var_names.intersection(other.var_names)
+        part = AnnData(X=other[:, genes].X, var=pd.DataFrame(index=genes))
+        parts.append(part)
+    origin = np.repeat(["patient", *["normal"] * len(normal)], [p.n_obs for p in parts])
+    work = ad.concat(parts, join="outer", fill_value=0) if len(parts) > 1 else parts[0].copy()
+    work = work[:, adata.var_names].copy() if len(parts) > 1 else work
+    work.obs_names = [f"c{i}" for i in range(work.n_obs)]
+    work.obs["origin"] = origin
     n_genes = min(2000, work.n_vars)
-    sc.pp.highly_variable_genes(work, n_top_genes=n_genes, flavor="seurat")
+    batch = "origin" if len(set(origin)) > 1 else None
+    sc.pp.highly_variable_genes(work, n_top_genes=n_genes, flavor="seurat", batch_key=batch)
     work = work[:, work.var["highly_variable"]].copy()
     if hasattr(work.X, "toarray"):
         # variable genes only: 2,000 dense columns (about 240 MB at 30,000 cells)
