@@ -107,3 +107,19 @@ def test_check_ledger_detects_imbalance():
                             **{f"removed_{r}": 0 for r in qc.REMOVAL_REASONS}}])
     with pytest.raises(AssertionError, match="S1"):
         qc.check_ledger(ledger)
+
+
+def test_mitochondrial_ceiling_cannot_collapse_to_zero():
+    """A real 10x sample with no mitochondrial read in most cells: median and MAD are 0, and the
+    adaptive ceiling used to remove every cell with a single mitochondrial read."""
+    import pandas as pd
+
+    from clonetrack.qc import QCParams, adaptive_thresholds
+
+    rng = np.random.default_rng(0)
+    mito = np.where(rng.random(1000) < 0.7, 0.0, rng.uniform(0.05, 2.0, 1000))
+    obs = pd.DataFrame({"total_counts": rng.integers(1000, 5000, 1000), "n_genes_by_counts": rng.integers(500, 2000, 1000),
+                        "pct_counts_mt": mito})
+    thresholds = adaptive_thresholds(obs, params=QCParams())
+    assert thresholds["max_pct_counts_mt"] == 5.0
+    assert (obs["pct_counts_mt"] <= thresholds["max_pct_counts_mt"]).all()

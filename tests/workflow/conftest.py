@@ -43,3 +43,15 @@ def vangalen_run(tmp_path_factory) -> Path:
         f"samples={sheet}",
         "clones={'cnv': {'reference_samples': ['BM1', 'BM2']}}",
     )
+
+
+@pytest.fixture(scope="session")
+def followup_run(tmp_path_factory) -> Path:
+    """Real longitudinal AML marrow (van Galen 2019 follow-ups: remission samples of tens to
+    hundreds of cells), genotype tables, a healthy CD34+ donor and a leukaemia cell line, with the
+    default configuration."""
+    existing = os.environ.get("CLONETRACK_FOLLOWUP_RUN")
+    if existing:
+        return Path(existing)
+    sheet = REPO / "tests" / "data" / "vangalen2019_followup" / "samples.tsv"
+    return run_dataset(tmp_path_factory, "followup", f"samples={sheet}")

@@ -22,7 +22,19 @@ REQUIRED_OBS = (
     "clone_source",
     "malignant",
 )
-CLONE_COLUMNS = ("clone", "clone_source", "malignant", "cnv_score", "cnv_clone")
+CLONE_COLUMNS = (
+    "clone",
+    "clone_source",
+    "malignant",
+    "malignant_probability",
+    "malignant_seed",
+    "genotype_log_odds",
+    "cnv_log_odds",
+    "cnv_score",
+    "cnv_clone",
+    "genotype_clone",
+)
+NUMERIC_CLONE_COLUMNS = ("malignant_probability", "genotype_log_odds", "cnv_log_odds", "cnv_score")
 REQUIRED_OBSM = ("X_pca", "X_umap")
 
 
@@ -40,7 +52,7 @@ def attach_clones(adata: AnnData, clones: pd.DataFrame) -> None:
         values = calls[column]
         if column == "malignant":
             adata.obs[column] = values.astype(bool).to_numpy()
-        elif column == "cnv_score":
+        elif column in NUMERIC_CLONE_COLUMNS:
             adata.obs[column] = values.astype(float).to_numpy()
         else:
             adata.obs[column] = pd.Categorical(values.fillna("").astype(str).to_numpy())

@@ -37,6 +37,7 @@ class QCParams:
     min_counts: float | None = 200
     min_genes: float | None = 100
     max_pct_mito: float | None = 25.0
+    min_mito_ceiling: float = 5.0
     doublet_threshold: float | None = None
     expected_doublet_rate: float = 0.06
 
@@ -79,7 +80,8 @@ def _mad(x: np.ndarray) -> float:
 def adaptive_thresholds(obs: pd.DataFrame, *, params: QCParams = QCParams()) -> dict[str, float]:
     """Thresholds from median absolute deviations, on the log scale for counts and genes.
 
-    Hard limits from ``params`` are applied on top: the stricter of the two wins.
+    Hard limits from ``params`` are applied on top: the stricter of the two wins. The adaptive
+    mitochondrial ceiling never falls below ``min_mito_ceiling`` (percent).
     """
     thresholds: dict[str, float] = {}
     for metric, nmads, floor in (
@@ -96,6 +98,9 @@ def adaptive_thresholds(obs: pd.DataFrame, *, params: QCParams = QCParams()) -> 
         thresholds[f"max_{metric}"] = high
     mito = obs["pct_counts_mt"].to_numpy(dtype=float)
     high_mito = float(np.median(mito) + params.nmads_mito * _mad(mito))
+    # Where most cells have (almost) no mitochondrial reads (nuclei, some 3' libraries), median
+    # and MAD are ~0 and the adaptive ceiling would remove every cell with a single mito read.
+    high_mito = max(high_mito, float(params.min_mito_ceiling))
     if params.max_pct_mito is not None:
         high_mito = min(high_mito, float(params.max_pct_mito))
     thresholds["max_pct_counts_mt"] = high_mito
