@@ -206,6 +206,26 @@ DRY_CASES = {
         config=lambda config: config["de"].update(reference_timepoint="baseline"),
         expect=["reference_timepoint", "'baseline'"],
     ),
+    "cnv_reference_sample_not_in_sheet": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        config=lambda config: config["clones"]["cnv"].update(reference_samples=["BM1"]),
+        expect=["clones.cnv.reference_samples names sample(s) ['BM1'] that are not in the sample sheet"],
+    ),
+    "batch_key_not_a_sheet_column": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        config=lambda config: config["integration"].update(batch_key="run"),
+        expect=["integration.batch_key 'run' is not a column of the sample sheet"],
+    ),
+    "healthy_not_yes_or_no": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        sheet=lambda header, rows, workdir: (header + ["healthy"], [r + ["maybe"] for r in rows]),
+        expect=["column 'healthy'", "maybe"],
+    ),
+    "missing_genotype_table": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        sheet=lambda header, rows, workdir: (header + ["genotypes"], [r + ["genotypes/P1.tsv"] for r in rows]),
+        expect=["column 'genotypes'", "genotypes/P1.tsv does not exist"],
+    ),
 }
 
 def _prepare_dry(tmp_path_factory, name: str, case: Case) -> Path:

@@ -23,6 +23,18 @@ if _unknown_overrides:
         f"qc.overrides names sample(s) {_unknown_overrides} that are not in the sample sheet "
         f"{config['samples']}; its samples are {sorted(SAMPLES.index)}."
     )
+_unknown_reference = sorted(set(config["clones"]["cnv"]["reference_samples"]) - set(SAMPLES.index))
+if _unknown_reference:
+    raise InputError(
+        f"clones.cnv.reference_samples names sample(s) {_unknown_reference} that are not in the "
+        f"sample sheet {config['samples']}; its samples are {sorted(SAMPLES.index)}."
+    )
+_batch_key = config["integration"]["batch_key"]
+if _batch_key != "sample_id" and _batch_key not in SAMPLES.columns:
+    raise InputError(
+        f"integration.batch_key {_batch_key!r} is not a column of the sample sheet "
+        f"{config['samples']}; use sample_id or one of {sorted(SAMPLES.columns)}."
+    )
 if config["de"]["reference_timepoint"] not in set(SAMPLES["timepoint"]):
     raise InputError(
         f"de.reference_timepoint {config['de']['reference_timepoint']!r} is not a timepoint of "
