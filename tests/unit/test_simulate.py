@@ -213,10 +213,11 @@ def test_written_bundle_reads_back(genes, tmp_path):
     read = pd.read_csv(tmp_path / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
     assert list(read.columns) == [
         "sample_id", "patient_id", "timepoint", "timepoint_order", "path", "format", "clones",
-        "batch", "sex",
+        "genotypes", "batch", "sex",
     ]  # fmt: skip
     assert (read["format"] == "").sum() == 3 and (read["format"] != "").sum() == 6
     assert (read["clones"] != "").sum() == 6
+    assert set(read.loc[read["genotypes"] != "", "patient_id"]) == {"P1"}
     assert set(read.loc[read["clones"] != "", "patient_id"]) == {"P2", "P3"}
     cells = pd.read_csv(tmp_path / "truth" / "cells.tsv", sep="\t", keep_default_na=False)
     assert len(cells) == sum(a.n_obs for a in small.adatas.values())
@@ -288,3 +289,23 @@ def test_shipped_gene_table(genes):
     autosomal = genes["chromosome"].str.fullmatch(r"chr\d+")
     assert genes.loc[autosomal, "chromosome"].nunique() == 22
     assert not re.search(r"[\r\t]", genes.to_csv(sep=",", index=False))
+
+
+def test_genotype_reads_follow_the_planted_clones(genes):
+    """Mutant reads come from leukaemic cells, the clone variant from that clone's cells only."""
+    from clonetrack import genotypes
+    from clonetrack.simulate import GENOTYPE_FOUNDER, genotype_reads
+
+    small = simulate_cohort(genes=genes, seed=1, n_cells_per_sample=150, min_mono_cells=20)
+    obs = pd.concat([a.obs for sid, a in small.adatas.items() if sid.startswith("P1")])
+    table = genotype_reads(obs, rng=np.random.default_rng(0), depth=2.0, error_rate=0.0)
+    truth = obs.set_index("barcode")
+    carrier = table["barcode"].map(truth["malignant"]).astype(bool)
+    assert table.loc[table["alt_reads"] > 0, "barcode"].map(truth["malignant"]).all()
+    founder = table[(table["variant"] == GENOTYPE_FOUNDER) & carrier]
+    assert founder["alt_reads"].sum() / (founder["alt_reads"] + founder["ref_reads"]).sum() == pytest.approx(0.5, abs=0.05)
+    mutant = table[(table["alt_reads"] > 0) & (table["variant"] != GENOTYPE_FOUNDER)]
+    per_variant = mutant.assign(clone=mutant["barcode"].map(truth["clone"])).groupby("variant")["clone"].nunique()
+    assert (per_variant == 1).all() and len(per_variant) >= 2
+    # a read table the workflow accepts
+    assert set(table.columns) == set(genotypes.GENOTYPE_COLUMNS)

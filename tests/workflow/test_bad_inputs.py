@@ -486,14 +486,16 @@ def test_single_timepoint_patient_clone_comparisons_say_why(edge_run):
 
 
 @pytest.mark.realdata
-def test_cohort_sampled_once_de_summary_says_why(vangalen_run):
-    """Every van Galen patient is sampled at diagnosis only (the session's real-data run): no
-    contrast exists, and the summary says so for each cell type instead of being empty."""
+def test_follow_up_too_small_for_de_summary_says_why(vangalen_run):
+    """The van Galen subset has one follow-up, AML329's 30-cell remission sample: no cell type
+    reaches the minimum pseudobulk size in two patients, and the summary says so for each cell
+    type instead of being empty or failing."""
     results = pd.read_csv(vangalen_run / "results/tables/de/timepoint_de.tsv", sep="\t")
     summary = pd.read_csv(vangalen_run / "results/tables/de/timepoint_de_summary.tsv", sep="\t")
     assert len(results) == 0
     assert len(summary) > 0
-    why = "skipped: no timepoint other than the reference 'diagnosis' in the data"
+    assert (summary["contrast"] == "D37_vs_diagnosis").all()
+    why = "skipped: 0 patient(s) with >= 10 cells at both diagnosis and D37; need 2"
     assert (summary["status"] == why).all(), summary["status"].tolist()
 
 

@@ -136,6 +136,8 @@ def define_patient_clones(
         cnv_adata, cnv_note = _infer_patient_cnv(
             adata, patient_id, cnv_positions, cnv_params, cnv_reference_samples, reference_cells
         )
+    malignant_params = dict(malignant_params or {})
+    min_separation = malignant_params.pop("min_cnv_separation", 4.0)
     cnv_evidence = np.zeros(adata.n_obs)
     if cnv_adata is not None:
         obs = cnv_adata.obs.loc[adata.obs_names]
@@ -143,7 +145,10 @@ def define_patient_clones(
         adata.obs["cnv_clone"] = obs["cnv_clone"].astype(str).to_numpy()
         full = cnv_adata.uns["clonetrack_cnv_scores"]
         cnv_evidence = pd.Series(
-            malignant.cnv_log_odds(full["score"], full["reference"], full["called"], full["cell_type"]),
+            malignant.cnv_log_odds(
+                full["score"], full["reference"], full["called"], full["cell_type"],
+                min_separation=min_separation,
+            ),
             index=full.index,
         ).loc[adata.obs_names].to_numpy()
 
@@ -180,7 +185,7 @@ def define_patient_clones(
         embedding,
         normal_seed=np.r_[normal_seed, np.ones(n_extra, bool)],
         evidence=pd.concat([evidence, extra]),
-        **(malignant_params or {}),
+        **malignant_params,
     )
     called = called.iloc[: adata.n_obs]
     for column in malignant.EVIDENCE_COLUMNS:

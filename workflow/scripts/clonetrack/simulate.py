@@ -196,6 +196,9 @@ class SimulatedCohort:
         Truth tables (see ``resources/toy/README.md``).
     given_clones
         Lineage-tracing-like clone tables (``barcode``, ``clone_id``, ``confidence``) by sample.
+    genotypes
+        Per sample of the genotyped patients, variant reads as genotyping of transcripts gives
+        them (``barcode``, ``variant``, ``alt_reads``, ``ref_reads``; see :func:`genotype_reads`).
     genes
         The gene table used (sorted by position).
     params
@@ -213,6 +216,7 @@ class SimulatedCohort:
     given_clones: dict[str, pd.DataFrame]
     genes: pd.DataFrame
     params: dict = field(default_factory=dict)
+    genotypes: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def _pick(rng, pool, n, exclude=()):
@@ -271,6 +275,8 @@ def simulate_cohort(
     min_mono_cells: int = 45,
     given_clones_patients: tuple[str, ...] = ("P2", "P3"),
     given_clones_coverage: float = 0.9,
+    genotyped_patients: tuple[str, ...] = ("P1",),
+    genotype_depth: float = 0.4,
 ) -> SimulatedCohort:
     """Simulate longitudinal AML marrow scRNA-seq counts with planted truth.
 
@@ -655,7 +661,15 @@ def simulate_cohort(
         ]
     )
     programmes = pd.DataFrame(programme_rows, columns=["programme", "gene", "fold_change", "kind"])
+    # Its own generator: the counts above are the same with or without genotypes.
+    grng = np.random.default_rng([seed, 11])
+    genotypes = {
+        sid: genotype_reads(adata.obs, rng=grng, depth=genotype_depth)
+        for sid, adata in adatas.items()
+        if adata.obs["patient_id"].iloc[0] in genotyped_patients
+    }
     return SimulatedCohort(
+        genotypes=genotypes,
         adatas=adatas,
         samples=pd.DataFrame(sample_rows),
         cells=pd.concat(cell_tables, ignore_index=True),
@@ -676,6 +690,37 @@ def simulate_cohort(
             "malignant_programme": leuk_genes + leuk_random,
         },
     )
+
+
+#: Variants of the simulated genotyping: one founder variant carried by every leukaemic cell, then
+#: one per clone, in clone order.
+GENOTYPE_FOUNDER = "NPM1.W288fs"
+GENOTYPE_CLONE_VARIANTS = ("FLT3.ITD", "TP53.R248Q", "KRAS.G12D", "NRAS.Q61K")
+
+
+def genotype_reads(
+    obs: pd.DataFrame, *, rng: np.random.Generator, depth: float = 0.4, error_rate: float = 0.01
+) -> pd.DataFrame:
+    """Variant reads of genotyping of transcripts for one sample's cells.
+
+    Every leukaemic cell carries :data:`GENOTYPE_FOUNDER` and its clone's variant of
+    :data:`GENOTYPE_CLONE_VARIANTS` (clones sorted by name), heterozygous. Per cell and variant the
+    reads covering the site are Poisson(``depth``) (most cells have none, as in 3' data); each read
+    shows the mutant allele with probability 0.5 in a carrier and ``error_rate`` otherwise.
+    """
+    clones = sorted(set(obs.loc[obs["malignant"].astype(bool), "clone"].astype(str)))
+    variant_of = {c: GENOTYPE_CLONE_VARIANTS[i % len(GENOTYPE_CLONE_VARIANTS)] for i, c in enumerate(clones)}
+    variants = [GENOTYPE_FOUNDER, *[variant_of[c] for c in clones]]
+    rows = []
+    for barcode, malignant, clone in zip(obs["barcode"], obs["malignant"].astype(bool), obs["clone"].astype(str)):
+        carried = {GENOTYPE_FOUNDER, variant_of.get(clone)} if malignant else set()
+        for variant in variants:
+            n = int(rng.poisson(depth))
+            if n == 0:
+                continue
+            alt = int(rng.binomial(n, 0.5 if variant in carried else error_rate))
+            rows.append((barcode, variant, alt, n - alt))
+    return pd.DataFrame(rows, columns=["barcode", "variant", "alt_reads", "ref_reads"])
 
 
 def _barcode(code: int) -> str:
@@ -748,7 +793,7 @@ def write_cohort(
     The sample sheet as written.
     """
     out = Path(outdir)
-    for sub in ("counts", "truth", "clones"):
+    for sub in ("counts", "truth", "clones", "genotypes"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     patients = list(dict.fromkeys(cohort.samples["patient_id"]))
     formats = formats or {p: _FORMATS[i % len(_FORMATS)] for i, p in enumerate(patients)}
@@ -778,16 +823,21 @@ def write_cohort(
         if sid in cohort.given_clones:
             clones = f"clones/{sid}.tsv"
             cohort.given_clones[sid].to_csv(out / clones, sep="\t", index=False)
+        genotypes = ""
+        if sid in cohort.genotypes:
+            genotypes = f"genotypes/{sid}.tsv"
+            cohort.genotypes[sid].to_csv(out / genotypes, sep="\t", index=False)
         rows.append(
             {
                 **s.to_dict(),
                 "path": rel,
                 "format": "" if s["timepoint"] == "on_treatment" else fmt,
                 "clones": clones,
+                "genotypes": genotypes,
             }
         )
     cols = ["sample_id", "patient_id", "timepoint", "timepoint_order", "path", "format", "clones",
-            "batch", "sex"]  # fmt: skip
+            "genotypes", "batch", "sex"]  # fmt: skip
     sheet = pd.DataFrame(rows)[cols]
     sheet.to_csv(out / "samples.tsv", sep="\t", index=False)
     cohort.genes.to_csv(out / "genes.tsv", sep="\t", index=False)
