@@ -20,6 +20,7 @@ from .errors import InputError
 log = logging.getLogger(__name__)
 
 GENOTYPE_COLUMNS = ("barcode", "variant", "alt_reads", "ref_reads")
+NAME_MUTANT_FRACTION = 0.25
 
 
 def read_genotype_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFrame:
@@ -160,7 +161,8 @@ def genotype_clones(
     the highest evidence lower bound is kept (the variational bound already pays for each extra
     component). A component is a clone when one of its variants has a mutant fraction of at
     least ``min_mutant_fraction``; it is named by the variants with a mutant fraction of at least
-0.5 (or its most frequent one), most frequent first. Cells whose
+:data:`NAME_MUTANT_FRACTION` (half the heterozygous 0.5; or its most frequent one), most frequent
+first. Cells whose
     assignment probability is below ``min_probability`` stay unassigned.
 
     Returns the clone per cell (``"unassigned"`` where none) and a table of clones: cells and the
@@ -197,9 +199,9 @@ def genotype_clones(
         members = confident & (component == c)
         if carried.empty or members.sum() < min_cells_per_clone:
             continue
-        # named by the variants most of its cells carry (its top variant at the least)
-        majority = carried[carried >= 0.5]
-        names[c] = f"{patient_id}_G_" + "+".join((majority if len(majority) else carried[:1]).index)
+        # named by the variants at least a quarter of its reads show mutant (its top one at least)
+        shown = carried[carried >= NAME_MUTANT_FRACTION]
+        names[c] = f"{patient_id}_G_" + "+".join((shown if len(shown) else carried[:1]).index)
         rows.append({"clone": names[c], "n_cells": int(members.sum()), **{f"af_{v}": float(af.loc[v, c]) for v in alt.columns}})
     labels = np.array([names.get(c, "unassigned") for c in component], dtype=object)
     labels[~confident] = "unassigned"

@@ -166,10 +166,6 @@ def define_patient_clones(
     )
     likelihood = {k: genotype_params.pop(k) for k in ("mutant_allele_fraction", "error_rate") if k in genotype_params}
     genotype_evidence = genotypes.genotype_log_odds(alt[informative], ref[informative], **likelihood).to_numpy()
-    genotype_clone, _ = genotypes.genotype_clones(
-        alt, ref, patient_id=patient_id, random_state=random_state, **genotype_params
-    )
-    adata.obs["genotype_clone"] = genotype_clone.to_numpy()
 
     # Malignant cells from the combined evidence, all timepoints together.
     normal_types = tuple(cnv_params.get("reference_categories", ()))
@@ -190,6 +186,15 @@ def define_patient_clones(
     called = called.iloc[: adata.n_obs]
     for column in malignant.EVIDENCE_COLUMNS:
         adata.obs[column] = called[column].to_numpy()
+
+    # Genotype clones are subclones of the leukaemia: only malignant cells are clustered (normal
+    # cells, with wild-type reads only, would otherwise claim a component of their own).
+    leukaemic = adata.obs["malignant"].astype(bool).to_numpy()
+    genotype_clone, _ = genotypes.genotype_clones(
+        alt[leukaemic], ref[leukaemic], patient_id=patient_id, random_state=random_state,
+        **genotype_params,
+    )
+    adata.obs["genotype_clone"] = genotype_clone.reindex(adata.obs_names, fill_value=UNASSIGNED).to_numpy()
 
     lineage_calls = _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_params)
     available = {

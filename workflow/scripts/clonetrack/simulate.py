@@ -276,7 +276,7 @@ def simulate_cohort(
     given_clones_patients: tuple[str, ...] = ("P2", "P3"),
     given_clones_coverage: float = 0.9,
     genotyped_patients: tuple[str, ...] = ("P1",),
-    genotype_depth: float = 0.4,
+    genotype_depth: float = 1.0,
 ) -> SimulatedCohort:
     """Simulate longitudinal AML marrow scRNA-seq counts with planted truth.
 
