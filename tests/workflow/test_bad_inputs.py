@@ -216,6 +216,11 @@ DRY_CASES = {
         config=lambda config: config["integration"].update(batch_key="run"),
         expect=["integration.batch_key 'run' is not a column of the sample sheet"],
     ),
+    "stem_cell_type_not_in_panel": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        config=lambda config: config["clones"]["resistance"].update(stem_cell_types=["HSC", "LSC"]),
+        expect=["clones.resistance.stem_cell_types names cell type(s) ['LSC'] that the marker panel"],
+    ),
     "healthy_not_yes_or_no": Case(
         ["P1_diagnosis", "P1_relapse"],
         sheet=lambda header, rows, workdir: (header + ["healthy"], [r + ["maybe"] for r in rows]),

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 # The package lives beside the scripts; importing it here lets the sheet be validated before any job.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 
+from clonetrack.annotate import load_markers  # noqa: E402
 from clonetrack.errors import InputError  # noqa: E402
 from clonetrack.sheet import healthy_samples, read_sample_sheet  # noqa: E402
 
@@ -29,6 +30,17 @@ if _unknown_reference:
         f"clones.cnv.reference_samples names sample(s) {_unknown_reference} that are not in the "
         f"sample sheet {config['samples']}; its samples are {sorted(SAMPLES.index)}."
     )
+_panel_types = set(load_markers(config["annotation"]["markers"])["cell_type"])
+for _setting, _types in (
+    ("clones.resistance.stem_cell_types", config["clones"]["resistance"]["stem_cell_types"]),
+    ("clones.cnv.reference_cell_types", config["clones"]["cnv"]["reference_cell_types"]),
+):
+    _unknown_types = sorted(set(_types) - _panel_types)
+    if _unknown_types:
+        raise InputError(
+            f"{_setting} names cell type(s) {_unknown_types} that the marker panel "
+            f"{config['annotation']['markers']} does not have; its types are {sorted(_panel_types)}."
+        )
 _batch_key = config["integration"]["batch_key"]
 if _batch_key != "sample_id" and _batch_key not in SAMPLES.columns:
     raise InputError(
