@@ -2,7 +2,7 @@
 
 From the van Galen 2019 GEO files (GSE116256): every follow-up timepoint of AML328 (TP53 subclones,
 four samples), AML420B (three), AML371 (two) and AML314 (two), the healthy donor BM5 (CD34+) and the
-cell line OCI-AML3. Per sample a seeded uniform draw of at most ``--max-cells`` cells, plus, for
+cell line OCI-AML3 and the healthy whole-marrow donors BM1 and BM2. Per sample a seeded uniform draw of at most ``--max-cells`` cells, plus, for
 AML328, every cell with a genotyped transcript (so its two TP53 subclones can be followed). Genes:
 those detected in a kept cell. Same layout as tests/data/vangalen2019, plus genotype tables
 written by scripts/vangalen_genotypes.py and a sample sheet with the ``genotypes`` and ``healthy``
@@ -36,6 +36,10 @@ SAMPLES = {
     "AML314-D31": ("AML314", "D31", 31, "no"),
     "BM5-34p": ("BM5", "diagnosis", 0, "yes"),
     "OCI-AML3": ("OCI-AML3", "diagnosis", 0, "no"),
+    # Healthy whole marrow (BM5 is sorted CD34+): the malignant call needs normal monocytes,
+    # erythroid and lymphoid cells of the same platform (docs/malignant.md).
+    "BM1": ("BM1", "diagnosis", 0, "yes"),
+    "BM2": ("BM2", "diagnosis", 0, "yes"),
 }
 GENOTYPED = ("MutTranscripts", "WtTranscripts", "NanoporeTranscripts")
 

@@ -7,6 +7,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .patient_clones import CELL_COLUMNS
+
 REQUIRED_OBS = (
     "sample_id",
     "patient_id",
@@ -22,18 +24,8 @@ REQUIRED_OBS = (
     "clone_source",
     "malignant",
 )
-CLONE_COLUMNS = (
-    "clone",
-    "clone_source",
-    "malignant",
-    "malignant_probability",
-    "malignant_seed",
-    "genotype_log_odds",
-    "cnv_log_odds",
-    "cnv_score",
-    "cnv_clone",
-    "genotype_clone",
-)
+# The per-cell clone calls of define_clones: one definition for the writer and this reader.
+CLONE_COLUMNS = tuple(CELL_COLUMNS)
 NUMERIC_CLONE_COLUMNS = ("malignant_probability", "genotype_log_odds", "cnv_log_odds", "cnv_score")
 REQUIRED_OBSM = ("X_pca", "X_umap")
 

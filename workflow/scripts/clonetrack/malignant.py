@@ -44,9 +44,9 @@ def cnv_log_odds(
     malignant: np.ndarray,
     cell_type: np.ndarray,
     *,
-    min_type_cells: int = 10,
+    min_type_cells: int = 50,
     min_separation: float = 4.0,
-    pooled_types: tuple[str, ...] = ("unassigned",),
+    pooled_types: tuple[str, ...] = (),
 ) -> np.ndarray:
     """Log-likelihood ratio of each cell's copy-number score under the malignant and the normal
     score distributions, capped at +-``LOG_ODDS_CAP``.
@@ -54,8 +54,10 @@ def cnv_log_odds(
     A score is judged against normal cells of the same type only: monocytes, erythroid cells
     (haemoglobin loci) and others score above lymphocytes from their expression alone, which
     must not read as copy number. Cells of a type with fewer than ``min_type_cells`` normal
-    reference cells get no copy-number evidence (0), except ``pooled_types`` (cells no type
-    explains), judged against all normal cells. Scores are standardised by their type's normal
+    reference cells get no copy-number evidence (0); so do ``unassigned`` cells, unless they are
+    named in ``pooled_types`` (then judged against all normal cells): on van Galen's AML420B
+    remission marrow, unassigned monocyte-like cells judged against all normal cells made false
+    seeds. Scores are standardised by their type's normal
     mean and spread; the malignant distribution is fitted to the standardised scores of the cells
     infercnvpy calls ``malignant``. No evidence at all when either group has fewer than three
     cells, or when the malignant cells' mean lies less than ``min_separation`` normal standard
