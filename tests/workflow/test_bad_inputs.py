@@ -147,7 +147,7 @@ DRY_CASES = {
     "duplicated_column": Case(
         ["P1_diagnosis", "P1_relapse"],
         sheet=_repeat_column("batch"),
-        expect=["{sheet}: column 'batch' appears twice in the header (columns 8 and 10)"],
+        expect=["{sheet}: column 'batch' appears twice in the header (columns 9 and 11)"],
     ),
     "duplicate_sample_ids": Case(
         ["P1_diagnosis", "P1_relapse", "P2_diagnosis"],
@@ -228,8 +228,8 @@ DRY_CASES = {
     ),
     "missing_genotype_table": Case(
         ["P1_diagnosis", "P1_relapse"],
-        sheet=lambda header, rows, workdir: (header + ["genotypes"], [r + ["genotypes/P1.tsv"] for r in rows]),
-        expect=["column 'genotypes'", "genotypes/P1.tsv does not exist"],
+        sheet=_set(0, "genotypes", "genotypes/P1.tsv"),
+        expect=["row 1 (sample 'P1_diagnosis'), column 'genotypes': {toy}/genotypes/P1.tsv does not exist"],
     ),
 }
 
