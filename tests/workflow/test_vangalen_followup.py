@@ -103,9 +103,9 @@ def test_absence_at_diagnosis_states_its_bound(followup_run):
     assert absent_first["evidence"].str.contains("detection limit").all()
 
 
-# measured on this subset (docs/malignant.md): mean error 0.036, largest 0.149 (AML420B-D0, few
-# seeds: under-called); F1 AML328 0.885, AML420B 0.289 (5 genotyped cells, no copy-number
-# evidence past the 4 SD separation: the known gap)
+# measured on this subset (docs/malignant.md): mean error 0.034, largest 0.164 (AML420B-D0, few
+# seeds: under-called); F1 AML328 0.892, AML420B 0.354 (a handful of genotyped cells and weak
+# copy-number evidence: the known gap)
 MEAN_FRACTION_ERROR = 0.05
 MAX_FRACTION_ERROR = 0.2
 MALIGNANT_F1 = {"AML328": 0.85, "AML420B": 0.25}
