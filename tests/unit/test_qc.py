@@ -123,3 +123,19 @@ def test_mitochondrial_ceiling_cannot_collapse_to_zero():
     thresholds = adaptive_thresholds(obs, params=QCParams())
     assert thresholds["max_pct_counts_mt"] == 5.0
     assert (obs["pct_counts_mt"] <= thresholds["max_pct_counts_mt"]).all()
+
+
+def test_a_qc_fraction_no_gene_matches_is_said(caplog):
+    """Ensembl identifiers: no gene starts with MT-, so every cell would show 0% in silence."""
+    import logging
+
+    import scipy.sparse as sp
+
+    from clonetrack.qc import QCParams, add_qc_metrics
+
+    genes = [f"ENSG{i:011d}" for i in range(50)]
+    adata = ad.AnnData(sp.csr_matrix(np.ones((5, 50), dtype=np.float32)), var=pd.DataFrame(index=genes))
+    with caplog.at_level(logging.WARNING, logger="clonetrack.qc"):
+        add_qc_metrics(adata, params=QCParams())
+    assert (adata.obs["pct_counts_mt"] == 0).all()
+    assert "no gene matches qc.mito_prefix (e.g. genes ENSG00000000000" in caplog.text

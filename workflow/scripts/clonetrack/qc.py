@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -11,6 +12,8 @@ import scanpy as sc
 from anndata import AnnData
 
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 # Order matters: a cell failing several checks is counted once, under the first reason that applies,
 # so that the ledger balances (cells in = sum of removals + cells kept).
@@ -68,6 +71,14 @@ def add_qc_metrics(adata: AnnData, *, params: QCParams = QCParams()) -> None:
     adata.var["ribo"] = names.str.startswith(tuple(params.ribo_prefixes))
     hb = re.compile(params.hb_pattern)
     adata.var["hb"] = [bool(hb.match(g)) for g in names]
+    for flag, setting in (("mt", "qc.mito_prefix"), ("ribo", "qc.ribo_prefixes"), ("hb", "qc.hb_pattern")):
+        if not adata.var[flag].any():
+            # Every cell would show 0% without a word: Ensembl identifiers, another species.
+            log.warning(
+                "no gene matches %s (e.g. genes %s): pct_counts_%s is 0 for every cell and filters "
+                "nothing; set %s for these gene names (mouse: 'mt-', 'Rps'/'Rpl')",
+                setting, ", ".join(names[:3]), flag, setting,
+            )
     sc.pp.calculate_qc_metrics(
         adata, qc_vars=["mt", "ribo", "hb"], percent_top=None, log1p=True, inplace=True
     )
