@@ -88,25 +88,19 @@ def read_genotype_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFr
     return df
 
 
-def allele_matrices(
-    tables: list[pd.DataFrame], cells: pd.Index
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Alternative and reference read counts, cells x variants, for ``cells``.
-
-    Returns the two matrices (zero where a cell has no read) and the number of table rows whose
-    cell is not among ``cells`` (QC-removed cells or barcodes of another sample).
-    """
+def allele_matrices(tables: list[pd.DataFrame], cells: pd.Index) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Alternative and reference read counts, cells x variants, for ``cells`` (zero where a cell
+    has no read); rows naming other cells (QC-removed, another sample's) are left out."""
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=[*GENOTYPE_COLUMNS, "obs_name"]
     )
-    known = table["obs_name"].isin(cells)
-    table = table[known]
+    table = table[table["obs_name"].isin(cells)]
     variants = sorted(table["variant"].unique())
     alt = table.pivot_table(index="obs_name", columns="variant", values="alt_reads", aggfunc="sum")
     ref = table.pivot_table(index="obs_name", columns="variant", values="ref_reads", aggfunc="sum")
     alt = alt.reindex(index=cells, columns=variants).fillna(0).astype(np.int64)
     ref = ref.reindex(index=cells, columns=variants).fillna(0).astype(np.int64)
-    return alt, ref, int((~known).sum())
+    return alt, ref
 
 
 def malignancy_variants(variants, not_malignant_genes) -> list[str]:

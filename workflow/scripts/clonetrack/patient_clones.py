@@ -153,14 +153,11 @@ def define_patient_clones(
         ).loc[adata.obs_names].to_numpy()
 
     # Genotypes: evidence of malignancy and clones from variant combinations.
-    alt, ref, n_unmatched_genotype = genotypes.allele_matrices(
-        list(genotype_tables.values()), adata.obs_names
-    )
-    if n_unmatched_genotype:
-        for sample_id, table in genotype_tables.items():
-            rows = table[~table["obs_name"].isin(adata.obs_names)]
-            if len(rows):
-                unmatched.append(rows[["barcode", "variant"]].assign(sample_id=sample_id, source="genotype"))
+    alt, ref = genotypes.allele_matrices(list(genotype_tables.values()), adata.obs_names)
+    for sample_id, table in genotype_tables.items():
+        rows = table[~table["obs_name"].isin(adata.obs_names)]
+        if len(rows):
+            unmatched.append(rows[["barcode", "variant"]].assign(sample_id=sample_id, source="genotype"))
     informative = genotypes.malignancy_variants(
         alt.columns, genotype_params.pop("not_malignant_genes", ())
     )
