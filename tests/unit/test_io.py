@@ -639,3 +639,31 @@ def test_write_h5ad_atomic(tmp_path):
     back = ad.read_h5ad(target)
     np.testing.assert_array_equal(back.X.toarray(), COUNTS)
     assert os.listdir(target.parent) == ["a.h5ad"]
+
+
+def test_read_h5ad_finds_counts_in_raw_when_x_is_normalised(tmp_path):
+    """An analysed object: X log-normalised on a subset of genes, the counts in raw."""
+    full = ad.AnnData(
+        X=sp.csr_matrix(COUNTS.astype(np.float32)),
+        obs=pd.DataFrame(index=BARCODES),
+        var=pd.DataFrame(index=SYMBOLS),
+    )
+    src = full[:, :3].copy()
+    src.X = sp.csr_matrix(np.log1p(src.X.toarray() / 2.5))
+    src.raw = full
+    src.write_h5ad(tmp_path / "analysed.h5ad")
+    adata = io.read_counts(tmp_path / "analysed.h5ad", sample_id="S1")
+    assert adata.uns["clonetrack"]["read"]["counts_from"] == "raw.X"
+    assert list(adata.var_names) == SYMBOLS
+    np.testing.assert_array_equal(adata.X.toarray(), COUNTS)
+
+
+def test_read_h5ad_normalised_without_counts_is_refused(tmp_path):
+    src = ad.AnnData(
+        X=np.log1p(COUNTS.astype(np.float32)) / 3,
+        obs=pd.DataFrame(index=BARCODES),
+        var=pd.DataFrame(index=SYMBOLS),
+    )
+    src.write_h5ad(tmp_path / "norm.h5ad")
+    with pytest.raises(InputError, match=r"norm\.h5ad \(sample 'S1'\) contains non-integer values"):
+        io.read_counts(tmp_path / "norm.h5ad", sample_id="S1")

@@ -136,6 +136,27 @@ def test_a_qc_fraction_no_gene_matches_is_said(caplog):
     genes = [f"ENSG{i:011d}" for i in range(50)]
     adata = ad.AnnData(sp.csr_matrix(np.ones((5, 50), dtype=np.float32)), var=pd.DataFrame(index=genes))
     with caplog.at_level(logging.WARNING, logger="clonetrack.qc"):
-        add_qc_metrics(adata, params=QCParams())
+        notes = add_qc_metrics(adata, params=QCParams())
     assert (adata.obs["pct_counts_mt"] == 0).all()
     assert "no gene matches qc.mito_prefix (e.g. genes ENSG00000000000" in caplog.text
+    # the same goes to the QC ledger, one note per pattern
+    assert notes == [
+        "no gene matches qc.mito_prefix: pct_counts_mt is 0 in every cell",
+        "no gene matches qc.ribo_prefixes: pct_counts_ribo is 0 in every cell",
+        "no gene matches qc.hb_pattern: pct_counts_hb is 0 in every cell",
+    ]
+
+
+def test_ledger_notes_a_fraction_no_gene_matches():
+    """run_qc carries the note into the ledger row, so the report says it beside the counts."""
+    from clonetrack.qc import QCParams, run_qc
+
+    rng = np.random.default_rng(0)
+    adata = ad.AnnData(
+        rng.poisson(2.0, size=(300, 200)).astype(np.float32),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(198)] + ["MT-CO1", "MT-ND1"]),
+    )
+    _, _, ledger = run_qc(adata, sample_id="s", params=QCParams(min_counts=None, min_genes=None))
+    note = ledger.loc[0, "note"]
+    assert "qc.ribo_prefixes" in note and "qc.hb_pattern" in note
+    assert "qc.mito_prefix" not in note

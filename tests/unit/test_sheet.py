@@ -275,3 +275,52 @@ def test_covariate_columns_with_sample_id_column():
 
     df = pd.DataFrame(columns=["sample_id", "patient_id", "path", "sex", "response", "format"])
     assert sheet.covariate_columns(df) == ["sex", "response"]
+
+
+# ---------------------------------------------------------------------------------------------
+# encodings, comments, shared files
+
+
+def test_utf16_sheet_from_excel_is_read(tmp_path):
+    path = write_sheet(tmp_path, GOOD_ROWS)
+    path.write_bytes(path.read_text().encode("utf-16"))
+    df = sheet.read_sample_sheet(path)
+    assert list(df.index) == ["P1_c1", "P1_d0", "P2_d0"]
+
+
+def test_latin1_sheet_is_refused_with_its_line(tmp_path):
+    rows = [r.copy() for r in GOOD_ROWS]
+    rows[2][2] = "rémission"
+    path = write_sheet(tmp_path, rows)
+    path.write_bytes(path.read_text().encode("latin-1"))
+    with pytest.raises(InputError, match=re.escape(f"{path}: line 4 is not UTF-8 text (byte 0xe9")):
+        sheet.read_sample_sheet(path)
+
+
+def test_comment_lines_are_skipped_and_a_commented_header_kept(tmp_path):
+    path = write_sheet(tmp_path, GOOD_ROWS)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(["# made by the core", "#" + lines[0], lines[1], "# P9 withdrawn", *lines[2:]]) + "\n")
+    df = sheet.read_sample_sheet(path)
+    assert list(df.index) == ["P1_c1", "P1_d0", "P2_d0"]
+    assert df.loc["P1_c1", "timepoint_order"] == 1
+
+
+def test_out_of_range_order_is_refused_naming_the_row(tmp_path):
+    rows = [r.copy() for r in GOOD_ROWS]
+    rows[0][3] = "12345678901234567890"
+    path = write_sheet(tmp_path, rows)
+    with pytest.raises(InputError, match=r"row 1 \(sample 'P1_d0'\), column 'timepoint_order'"):
+        sheet.read_sample_sheet(path)
+
+
+def test_two_rows_naming_one_file_are_refused(tmp_path):
+    rows = [r.copy() for r in GOOD_ROWS]
+    rows[2][4] = rows[0][4]
+    path = write_sheet(tmp_path, rows)
+    with pytest.raises(InputError) as err:
+        sheet.read_sample_sheet(path)
+    assert (
+        "row 1 (sample 'P1_d0'), row 3 (sample 'P2_d0') name the same file in column 'path'"
+        in str(err.value)
+    )

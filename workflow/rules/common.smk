@@ -8,6 +8,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 
 from clonetrack.annotate import load_markers  # noqa: E402
 from clonetrack.errors import InputError  # noqa: E402
+from clonetrack.preflight import check_sample_files  # noqa: E402
 from clonetrack.sheet import healthy_samples, read_sample_sheet  # noqa: E402
 
 validate(config, "../../config/schemas/config.schema.yaml")
@@ -30,7 +31,8 @@ if _unknown_reference:
         f"clones.cnv.reference_samples names sample(s) {_unknown_reference} that are not in the "
         f"sample sheet {config['samples']}; its samples are {sorted(SAMPLES.index)}."
     )
-_panel_types = set(load_markers(config["annotation"]["markers"])["cell_type"])
+_panel = load_markers(config["annotation"]["markers"])
+_panel_types = set(_panel["cell_type"])
 for _setting, _types in (
     ("clones.resistance.stem_cell_types", config["clones"]["resistance"]["stem_cell_types"]),
     ("clones.cnv.reference_cell_types", config["clones"]["cnv"]["reference_cell_types"]),
@@ -52,6 +54,17 @@ if config["de"]["reference_timepoint"] not in set(SAMPLES["timepoint"]):
         f"de.reference_timepoint {config['de']['reference_timepoint']!r} is not a timepoint of "
         f"the sample sheet {config['samples']}; its timepoints are "
         f"{sorted(set(SAMPLES['timepoint']))}."
+    )
+
+# The files the sheet names, read in part (barcodes, gene names, clone and genotype tables): once,
+# in the main process, not again in every cluster job that re-reads this file.
+if workflow.is_main_process:
+    check_sample_files(
+        SAMPLES,
+        qc=config["qc"],
+        panel_genes=_panel["gene"],
+        panel_path=config["annotation"]["markers"],
+        min_matched_barcodes=config["clones"]["min_matched_barcodes"],
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
+import logging
 import os
 import tempfile
 import zlib
@@ -24,6 +25,7 @@ from anndata.utils import make_index_unique
 from clonetrack.errors import InputError
 from clonetrack.sheet import FORMATS
 
+log = logging.getLogger(__name__)
 _DENSE_SUFFIXES = (".txt", ".tsv", ".csv", ".txt.gz", ".tsv.gz", ".csv.gz")
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 # values parsed per chunk of dense text: bounds the dense buffer at ~64 MB of float64
@@ -474,23 +476,48 @@ def _read_h5ad(path: Path, sample_id: str) -> ad.AnnData:
             f"{path} (sample '{sample_id}') cannot be read as h5ad ({err}): the file is truncated "
             "or not an AnnData file; copy it again or set the `format` column"
         ) from err
-    X = src.layers["counts"] if "counts" in src.layers else src.X
-    if X is None:
+    # Where analysed objects keep their counts: a counts layer, X, or raw (X normalised)
+    places = [
+        (name, matrix, var)
+        for name, matrix, var in (
+            ("layers['counts']", src.layers.get("counts"), src.var),
+            ("X", src.X, src.var),
+            ("raw.X", src.raw.X if src.raw is not None else None, src.raw.var if src.raw else None),
+        )
+        if matrix is not None
+    ]
+    if not places:
         raise InputError(
-            f"{path} (sample '{sample_id}') has neither X nor layers['counts']: store the raw "
+            f"{path} (sample '{sample_id}') has no X, layers['counts'] or raw: store the raw "
             "counts in one of them"
         )
-    gene_ids = src.var["gene_ids"] if "gene_ids" in src.var.columns else None
+    place, X, var = next((p for p in places if _holds_counts(p[1])), places[0])
+    if place != places[0][0]:
+        log.info(
+            "%s (sample '%s'): %s holds no counts; counts read from %s",
+            path, sample_id, places[0][0], place,
+        )
+    gene_ids = var["gene_ids"] if "gene_ids" in var.columns else None
     # obs_names are the barcodes and var_names the only sure gene identifier
-    return _assemble(
+    adata = _assemble(
         X,
         barcodes=src.obs_names,
-        names=src.var_names,
+        names=var.index,
         gene_ids=gene_ids,
         path=path,
         sample_id=sample_id,
         fmt="h5ad",
         names_unique_required=True,
+    )
+    adata.uns["clonetrack"]["read"]["counts_from"] = place
+    return adata
+
+
+def _holds_counts(matrix) -> bool:
+    """Non-negative whole numbers only (raw UMI counts rather than normalised values)."""
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
+    return bool(
+        np.isfinite(values).all() and (values >= 0).all() and np.array_equal(values, np.round(values))
     )
 
 

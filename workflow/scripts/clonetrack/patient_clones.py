@@ -219,6 +219,8 @@ def define_patient_clones(
             adata.obs.loc[assigned, "malignant"] = True
             n_low = int(report.get("n_low_confidence", 0))
             n_rows_unmatched = int(report["n_table_rows_unmatched"])
+            if n_rows_unmatched:
+                note = f"{n_rows_unmatched} rows name no cell kept by QC (unmatched_rows.tsv)"
             if len(rows):
                 unmatched.append(rows.assign(sample_id=sample_id, source=source))
         elif source in ("genotype", "cnv"):

@@ -61,11 +61,17 @@ class QCParams:
         return cls(**values)
 
 
-def add_qc_metrics(adata: AnnData, *, params: QCParams = QCParams()) -> None:
+def add_qc_metrics(adata: AnnData, *, params: QCParams = QCParams()) -> list[str]:
     """Add per-cell QC metrics to ``adata.obs`` (scanpy's ``calculate_qc_metrics``).
 
     Adds ``total_counts``, ``n_genes_by_counts``, ``log1p_*`` and ``pct_counts_{mt,ribo,hb}``.
+
+    Returns
+    -------
+    One note per gene pattern that matches no gene (its fraction is 0 in every cell and filters
+    nothing), for the log and the QC ledger.
     """
+    notes = []
     names = adata.var_names.astype(str)
     adata.var["mt"] = names.str.startswith(params.mito_prefix)
     adata.var["ribo"] = names.str.startswith(tuple(params.ribo_prefixes))
@@ -74,6 +80,7 @@ def add_qc_metrics(adata: AnnData, *, params: QCParams = QCParams()) -> None:
     for flag, setting in (("mt", "qc.mito_prefix"), ("ribo", "qc.ribo_prefixes"), ("hb", "qc.hb_pattern")):
         if not adata.var[flag].any():
             # Every cell would show 0% without a word: Ensembl identifiers, another species.
+            notes.append(f"no gene matches {setting}: pct_counts_{flag} is 0 in every cell")
             log.warning(
                 "no gene matches %s (e.g. genes %s): pct_counts_%s is 0 for every cell and filters "
                 "nothing; set %s for these gene names (mouse: 'mt-', 'Rps'/'Rpl')",
@@ -82,6 +89,7 @@ def add_qc_metrics(adata: AnnData, *, params: QCParams = QCParams()) -> None:
     sc.pp.calculate_qc_metrics(
         adata, qc_vars=["mt", "ribo", "hb"], percent_top=None, log1p=True, inplace=True
     )
+    return notes
 
 
 def _mad(x: np.ndarray) -> float:
@@ -187,7 +195,7 @@ def run_qc(
     """
     if adata.n_obs == 0:
         raise InputError(f"Sample {sample_id}: no cells to run QC on.")
-    add_qc_metrics(adata, params=params)
+    notes = add_qc_metrics(adata, params=params)
     thresholds = adaptive_thresholds(adata.obs, params=params)
     adata.obs["predicted_doublet"] = False
     metric_reason = assign_removal_reason(adata.obs, thresholds)
@@ -219,6 +227,7 @@ def run_qc(
     ledger.update({f"removed_{r}": int(counts.get(r, 0)) for r in REMOVAL_REASONS})
     ledger["n_cells_kept"] = int(counts.get("kept", 0))
     ledger.update({f"threshold_{k}": v for k, v in thresholds.items()})
+    ledger["note"] = "; ".join(notes)
     ledger_df = pd.DataFrame([ledger])
     if ledger["n_cells_kept"] == 0:
         removed = ", ".join(f"{r}: {int(counts.get(r, 0))}" for r in REMOVAL_REASONS)

@@ -6,7 +6,9 @@ jsonschema and PyYAML, and stays fast.
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,7 +45,8 @@ SAMPLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _HINTS = {
     "sample_id": "use only letters, digits, '_', '-' and '.', starting with a letter or digit "
     "(the id becomes part of file names and cell names)",
-    "timepoint_order": "give a whole number (e.g. 0 for diagnosis, 1 for the next timepoint)",
+    "timepoint_order": "give a whole number of at most 9 digits (e.g. 0 for diagnosis, 1 for the "
+    "next timepoint, or days since diagnosis)",
     "format": "use one of " + ", ".join(FORMATS) + ", or leave it empty to detect the format",
 }
 
@@ -136,7 +139,7 @@ def _check_design(df: pd.DataFrame, sheet: Path) -> list[str]:
             f"{sheet}: sample_id '{sample_id}' is used by rows "
             f"{', '.join(map(str, rows[group.index]))}: sample ids must be unique; rename them"
         )
-    valid = df["timepoint_order"].str.fullmatch(r"[+-]?[0-9]+") & (df["patient_id"] != "")
+    valid = df["timepoint_order"].str.fullmatch(r"[+-]?[0-9]{1,9}") & (df["patient_id"] != "")
     for patient, group in df[valid & (df["timepoint"] != "")].groupby("patient_id", sort=True):
         order = group["timepoint_order"].astype(int)
         for label, orders in order.groupby(group["timepoint"], sort=True):
@@ -192,6 +195,57 @@ def _resolve_paths(df: pd.DataFrame, sheet: Path) -> list[str]:
                     "(paths are relative to the sheet's folder)"
                 )
     return problems
+
+
+def _shared_paths(df: pd.DataFrame, sheet: Path) -> list[str]:
+    """A file named by two rows would enter twice: the same cells as two samples, or one clone
+    table's barcodes read against two samples."""
+    problems = []
+    rows = pd.Series(range(1, len(df) + 1), index=df.index)
+    for column in PATH_COLUMNS:
+        if column not in df.columns:
+            continue
+        named = df.loc[df[column] != "", column]
+        for path, group in named.groupby(named, sort=True):
+            if len(group) > 1:
+                detail = ", ".join(
+                    f"row {rows[i]} (sample '{df.at[i, 'sample_id']}')" for i in group.index
+                )
+                problems.append(
+                    f"{sheet}: {detail} name the same file in column '{column}' ({path}): each "
+                    "sample needs its own file; fix the path of the row that is wrong"
+                )
+    return problems
+
+
+def _decode(sheet: Path) -> str:
+    """The sheet's text: UTF-8 (with or without the byte-order mark spreadsheets prepend) or
+    UTF-16 with its mark (Excel's "Unicode text"); anything else is refused with its place."""
+    raw = sheet.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise InputError(
+            f"{sheet}: line {line} is not UTF-8 text (byte {raw[err.start]:#x}, e.g. an accented "
+            "letter saved in a Windows or Latin-1 encoding): save the sheet as UTF-8 "
+            "(tab-separated)"
+        ) from err
+
+
+def _strip_comments(text: str) -> str:
+    """Drop lines starting with '#'. A commented header ('#sample_id<TAB>...') is kept as the
+    header, as many tools write it."""
+    lines = text.splitlines()
+    kept = [line for line in lines if not line.lstrip().startswith("#")]
+    if kept and kept[0].split("\t")[0].strip() != "sample_id":
+        leading = [line.lstrip()[1:].strip() for line in lines[: lines.index(kept[0])]]
+        headers = [line for line in leading if line.split("\t")[0].strip() == "sample_id"]
+        if headers:
+            kept.insert(0, headers[-1])
+    return "\n".join(kept) + "\n"
 
 
 def _near_misses(columns: Iterable[str], sheet: Path, missing: list[str]) -> list[str]:
@@ -250,8 +304,7 @@ def read_sample_sheet(
     sheet = Path(os.path.abspath(path))
     if not sheet.is_file():
         raise InputError(f"sample sheet {sheet} does not exist: check `samples` in the config")
-    # utf-8-sig: spreadsheet programs often prepend a byte-order mark.
-    text = sheet.read_text(encoding="utf-8-sig")
+    text = _strip_comments(_decode(sheet))
     if not text.strip():
         raise InputError(
             f"{sheet}: the sample sheet is empty: write a tab-separated header "
@@ -260,11 +313,10 @@ def read_sample_sheet(
     _raise(_check_layout(sheet, text))
 
     df = pd.read_csv(
-        sheet,
+        io.StringIO(text),
         sep="\t",
         dtype=str,
         keep_default_na=False,  # "NA" may be a legitimate covariate level; empty stays ""
-        encoding="utf-8-sig",
         skip_blank_lines=True,
         index_col=False,
         # the header's width: trailing empty fields (checked above) are dropped
@@ -289,6 +341,7 @@ def read_sample_sheet(
     _raise(_schema_problems(df, schema_dict, sheet))
     _raise(_check_design(df, sheet))
     _raise(_resolve_paths(df, sheet))
+    _raise(_shared_paths(df, sheet))
 
     for column, spec in schema_dict.get("properties", {}).items():
         if column not in df.columns:
