@@ -152,6 +152,14 @@ def test_too_few_scorable_classes_is_an_input_error(planted):
         score_cell_types(adata, markers)
 
 
+def test_mouse_symbols_are_told_apart_from_missing_symbols(planted):
+    adata, markers = planted
+    adata.var_names = [g.capitalize() for g in adata.var_names]
+    with pytest.raises(InputError, match=r"present only in another case \(e\.g\. [A-Z0-9]+\): the "
+                       "panel and the data are of different organisms"):
+        score_cell_types(adata, markers)
+
+
 def test_neighbor_smoothing_fixes_a_cell_with_dropout(planted):
     adata, markers = planted
     x = adata.X.toarray()

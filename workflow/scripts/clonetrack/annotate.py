@@ -36,6 +36,21 @@ MARKER_COLUMNS = ("cell_type", "gene", "weight", "reference")
 METHODS = ("scaled", "score_genes")
 
 
+def _why_panel_misses(panel_genes, var_names) -> str:
+    """What to fix when the panel's genes are not the data's: identifiers, organism or panel."""
+    names = pd.Index(var_names.astype(str))
+    if names.str.match(r"ENS[A-Z]*G\d{6,}").mean() > 0.5:
+        return f"the data's gene names are Ensembl ids (e.g. {names[0]}); give gene symbols"
+    upper = set(names.str.upper())
+    by_case = sorted(g for g in set(panel_genes) if g not in set(names) and g.upper() in upper)
+    if by_case:
+        return (
+            f"{len(by_case)} panel genes are present only in another case (e.g. {by_case[0]}): "
+            "the panel and the data are of different organisms; use a panel of the data's organism"
+        )
+    return "check that the panel's genes are gene symbols of the data's organism"
+
+
 def load_markers(path: str | PathLike) -> pd.DataFrame:
     """Read and validate a marker panel.
 
@@ -198,7 +213,7 @@ def score_cell_types(
     if len(classes) < 2:
         raise InputError(
             f"only {len(classes)} cell type(s) have >= 2 positive markers in the data "
-            f"(missing genes: {missing[:20]}); check that var_names are gene symbols"
+            f"(missing genes: {missing[:20]}): {_why_panel_misses(markers['gene'], adata.var_names)}"
         )
     panel = panel[panel["cell_type"].isin(classes)]
 
