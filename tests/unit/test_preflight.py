@@ -159,3 +159,12 @@ def test_check_sample_files_warns_on_a_partial_match(tmp_path, caplog):
     )
     assert len(warnings) == 1 and "45 of its 50 barcodes (90%)" in warnings[0]
     assert "the other 5 name no cell of the sample" in warnings[0]
+
+
+def test_counts_copied_under_two_names_are_named():
+    shared = pd.Index([f"C{i}-1" for i in range(100)])
+    other = pd.Index([f"D{i}-1" for i in range(100)])
+    (problem,) = preflight._same_cells({"a": shared, "b": other, "c": shared[::-1]})
+    assert problem.startswith("samples 'a', 'c' have counts with the same 100 cell barcodes")
+    # chance overlap of two libraries is no copy
+    assert preflight._same_cells({"a": shared, "b": shared[:90].append(other[:10])}) == []

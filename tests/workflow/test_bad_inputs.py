@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,6 +328,25 @@ DRY_CASES = {
         expect=[
             "{sheet}: line 3 is not UTF-8 text (byte 0xe9, e.g. an accented letter saved in a "
             "Windows or Latin-1 encoding): save the sheet as UTF-8"
+        ],
+    ),
+    "one_counts_file_copied_under_two_names": Case(
+        ["P2_diagnosis", "P2_relapse"],
+        files=lambda workdir: shutil.copy(
+            workdir / TOY / "counts/P2_diagnosis.h5ad", workdir / TOY / "counts/P2_relapse.h5ad"
+        ),
+        expect=[
+            "samples 'P2_diagnosis', 'P2_relapse' have counts with the same 528 cell barcodes: the "
+            "same cells would enter twice; give each sample its own counts"
+        ],
+    ),
+    "batch_key_column_blank_for_a_sample": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        sheet=_set(1, "batch", ""),
+        config=lambda config: config["integration"].update(batch_key="batch"),
+        expect=[
+            "integration.batch_key 'batch': the sample sheet resources/toy/case.tsv leaves it "
+            "empty for sample(s) ['P1_relapse']: give every sample its batch"
         ],
     ),
     "timepoint_order_out_of_range": Case(

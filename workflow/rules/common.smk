@@ -49,6 +49,12 @@ if _batch_key != "sample_id" and _batch_key not in SAMPLES.columns:
         f"integration.batch_key {_batch_key!r} is not a column of the sample sheet "
         f"{config['samples']}; use sample_id or one of {sorted(SAMPLES.columns)}."
     )
+if _batch_key != "sample_id" and (SAMPLES[_batch_key] == "").any():
+    raise InputError(
+        f"integration.batch_key {_batch_key!r}: the sample sheet {config['samples']} leaves it "
+        f"empty for sample(s) {sorted(SAMPLES.index[SAMPLES[_batch_key] == ''])}: give every "
+        "sample its batch"
+    )
 if config["de"]["reference_timepoint"] not in set(SAMPLES["timepoint"]):
     raise InputError(
         f"de.reference_timepoint {config['de']['reference_timepoint']!r} is not a timepoint of "

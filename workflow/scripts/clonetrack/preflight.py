@@ -290,6 +290,21 @@ def _first_samples(samples: pd.DataFrame) -> pd.DataFrame:
     return ordered[~ordered["patient_id"].duplicated()]
 
 
+def _same_cells(barcodes: dict[str, pd.Index]) -> list[str]:
+    """Samples whose counts list exactly the same barcodes: one file copied under two names (cell
+    barcodes of two 10x libraries overlap by chance in about 1% of cells, never all)."""
+    by_set: dict[int, list[str]] = {}
+    for sample_id, cells in barcodes.items():
+        if len(cells) >= 20:
+            by_set.setdefault(hash(frozenset(cells)), []).append(sample_id)
+    return [
+        f"samples {', '.join(repr(s) for s in group)} have counts with the same {len(barcodes[group[0]])} "
+        "cell barcodes: the same cells would enter twice; give each sample its own counts"
+        for group in by_set.values()
+        if len(group) > 1
+    ]
+
+
 def _source_barcodes(column: str, path: str, sample_id: str) -> tuple[str, pd.Index]:
     if column == "clones":
         return "clone table", pd.Index(io.read_clone_table(path, sample_id=sample_id)["barcode"])
@@ -334,14 +349,13 @@ def check_sample_files(
         organism than the settings expect.
     """
     problems, warnings = [], []
+    all_counts = {}
     for sample_id, row in samples.iterrows():
-        sources = [c for c in ("clones", "lineage_barcodes", "genotypes") if row.get(c, "")]
-        if not sources:
-            continue
         try:
-            counts = matrix_barcodes(row["path"], row.get("format", ""))
+            counts = all_counts[sample_id] = matrix_barcodes(row["path"], row.get("format", ""))
         except _READ_ERRORS:
             continue  # the QC job's reader names what is wrong with the counts
+        sources = [c for c in ("clones", "lineage_barcodes", "genotypes") if row.get(c, "")]
         for column in sources:
             try:
                 what, barcodes = _source_barcodes(column, row[column], sample_id)
@@ -357,6 +371,7 @@ def check_sample_files(
                 )
             elif overlap.fraction < 1:
                 warnings.append(text)
+    problems += _same_cells({s: b for s, b in all_counts.items() if b is not None})
     for sample_id, row in _first_samples(samples).iterrows():
         try:
             names, complete = gene_names(row["path"], row.get("format", ""))

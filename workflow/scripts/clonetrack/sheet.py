@@ -206,7 +206,10 @@ def _shared_paths(df: pd.DataFrame, sheet: Path) -> list[str]:
         if column not in df.columns:
             continue
         named = df.loc[df[column] != "", column]
-        for path, group in named.groupby(named, sort=True):
+        # the file itself: a symbolic link or a second spelling names the same one
+        real = named.map(os.path.realpath)
+        for _, group in named.groupby(real, sort=True):
+            path = group.iloc[0]
             if len(group) > 1:
                 detail = ", ".join(
                     f"row {rows[i]} (sample '{df.at[i, 'sample_id']}')" for i in group.index
