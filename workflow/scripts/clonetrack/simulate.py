@@ -106,6 +106,28 @@ TRAJECTORY_FREQUENCY = {
     "stable": (0.25, 0.25, 0.19),
     "expanding": (0.10, 0.35, 0.75),
 }
+#: Responses to treatment a cohort may plant (``simulate_cohort(responses=...)``): the malignant
+#: fraction per timepoint of TIMEPOINTS, the trajectories of a patient's clones, and whether the
+#: malignant cells are monocytic-like (ProMono/Mono) rather than primitive (HSC/Prog/GMP-like).
+#: Refractory: the leukaemia does not shrink and is monocytic; relapse: a small clone at diagnosis
+#: expands; sustained response: the leukaemia falls below a few percent.
+RESPONSE_PLANS: dict[str, dict] = {
+    "primary_refractory": {
+        "fraction": (0.6, 0.55, 0.6), "trajectories": ("stable", "stable"), "monocytic": True,
+    },
+    "relapse": {
+        "fraction": (0.5, 0.12, 0.5), "trajectories": ("contracting", "expanding"),
+        "monocytic": False,
+    },
+    "sustained_response": {
+        "fraction": (0.5, 0.05, 0.02), "trajectories": ("contracting", "stable"),
+        "monocytic": False,
+    },
+}
+#: Ex vivo drug-sensitivity AUC (higher = more resistant) planted per patient: venetoclax rises
+#: with the monocytic share of the malignant cells at diagnosis; cytarabine is noise.
+DST_VENETOCLAX = {"intercept": 0.35, "slope": 0.4, "noise_sd": 0.04}
+DST_NOISE = {"mean": 0.5, "sd": 0.1}
 CHROMOSOMES = [f"chr{i}" for i in range(1, 23)] + ["chrX", "chrY", "chrM"]
 _AUTOSOMES = CHROMOSOMES[:22]
 _CHROM_RANK = {c: i for i, c in enumerate(CHROMOSOMES)}
@@ -217,6 +239,8 @@ class SimulatedCohort:
     genes: pd.DataFrame
     params: dict = field(default_factory=dict)
     genotypes: dict[str, pd.DataFrame] = field(default_factory=dict)
+    patients: pd.DataFrame = field(default_factory=pd.DataFrame)
+    measurements: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _pick(rng, pool, n, exclude=()):
@@ -277,6 +301,8 @@ def simulate_cohort(
     given_clones_coverage: float = 0.9,
     genotyped_patients: tuple[str, ...] = ("P1",),
     genotype_depth: float = 1.0,
+    responses: dict[str, str] | None = None,
+    timepoints: dict[str, str] | None = None,
 ) -> SimulatedCohort:
     """Simulate longitudinal AML marrow scRNA-seq counts with planted truth.
 
@@ -312,6 +338,14 @@ def simulate_cohort(
     given_clones_patients, given_clones_coverage
         Patients for which a lineage-tracing clone table is produced and the share of their
         malignant cells it covers.
+    responses
+        Per patient, a key of :data:`RESPONSE_PLANS` (malignant fractions, clone trajectories and
+        malignant cell types by response); the cohort then also holds a patient table and a
+        drug-sensitivity table (:data:`DST_VENETOCLAX`, :data:`DST_NOISE`). ``None``: the
+        default plan for every patient (:data:`MALIGNANT_FRACTION`, contracting, expanding, stable).
+    timepoints
+        Timepoints to write, as {timepoint of :data:`TIMEPOINTS`: label in the sheet}; default all,
+        under their own names.
 
     Returns
     -------
@@ -395,11 +429,21 @@ def simulate_cohort(
                 return s, s + length
         raise InputError("could not place copy-number segments; give more genes per chromosome")
 
+    responses = responses or {}
+    unknown = sorted(set(responses.values()) - set(RESPONSE_PLANS))
+    if unknown:
+        raise InputError(f"unknown response(s) {unknown}; use {sorted(RESPONSE_PLANS)}")
+    timepoints = timepoints or {tp: tp for tp in TIMEPOINTS}
+    # Cohort-only draws have their own generator: the default toy's counts do not change.
+    crng = np.random.default_rng([seed, 12])
     patient_rows, seg_rows, clone_cnv, clone_meta = [], [], {}, {}
     sexes = {p: ("F", "M")[i % 2] for i, p in enumerate(patients)}
     for p, k in zip(patients, n_clones, strict=True):
         taken = np.zeros(n_genes, bool)
         trajectories = ["contracting", "expanding", "stable"][:k]
+        plan = RESPONSE_PLANS.get(responses.get(p, ""))
+        if plan:
+            trajectories = list(plan["trajectories"] * 2)[:k]
         s0, e0 = draw_segment(taken)
         taken[s0:e0] = True
         truncal = {
@@ -442,13 +486,18 @@ def simulate_cohort(
                 seg_rows.append(row)
                 texts.append(_segment_text(row))
             clone_cnv[name] = cnv
-            # Each clone resembles a mix of HSC, Prog and GMP.
+            # Each clone resembles a mix of HSC, Prog and GMP (the first types), or of GMP,
+            # ProMono and Mono in a monocytic leukaemia.
+            like = rng.dirichlet([2.0, 3.0, 2.0])
+            if plan:  # responders keep a minor, patient-specific monocytic share
+                weights = [0.5, 0.5, 2.0, 5.0, 6.0] if plan["monocytic"] else [2.0, 3.0, 2.0, 0.4, 0.4]
+                like = crng.dirichlet(weights)
             clone_meta[name] = {
                 "patient_id": p,
                 "trajectory": traj,
                 "resistant": traj == "expanding",
                 "cnv_segments": ";".join(texts),
-                "like": rng.dirichlet([2.0, 3.0, 2.0]),
+                "like": like,
             }
         patient_rows.append((p, clone_names, trajectories))
 
@@ -498,8 +547,12 @@ def simulate_cohort(
     adatas, cell_tables, sample_rows, given = {}, [], [], {}
     freq_rows = {name: {} for name in clone_meta}
     for pi, (p, clone_names, trajectories) in enumerate(patient_rows):
+        fractions = RESPONSE_PLANS.get(responses.get(p, ""), {}).get("fraction")
         for ti, tp in enumerate(TIMEPOINTS):
-            sid = f"{p}_{tp}"
+            if tp not in timepoints:
+                continue
+            label = timepoints[tp]
+            sid = f"{p}_{label}"
             srng = np.random.default_rng([seed, 2, pi, ti])
             batch = srng.lognormal(0.0, batch_sd, n_genes)
             sex_factor = np.ones(n_genes)
@@ -507,7 +560,8 @@ def simulate_cohort(
                 sex_factor[mask] = 1.0 if s == sexes[p] else 0.0
 
             # Singlet composition: malignant clones, then normal types.
-            n_mal = int(round(n_cells_per_sample * MALIGNANT_FRACTION[tp] * srng.uniform(0.9, 1.1)))
+            fraction = fractions[ti] if fractions else MALIGNANT_FRACTION[tp]
+            n_mal = int(round(n_cells_per_sample * fraction * srng.uniform(0.9, 1.1)))
             shares = np.array([TRAJECTORY_FREQUENCY[t][ti] for t in trajectories])
             # Small cohorts keep every present clone measurable at the cost of the malignant share.
             n_mal = max(n_mal, min_cells_per_clone * int((shares > 0).sum()))
@@ -526,7 +580,7 @@ def simulate_cohort(
                 pool_t = np.concatenate(
                     [np.repeat(np.arange(len(types)), n_type)]
                     + [
-                        srng.choice(3, size=n, p=clone_meta[c]["like"])
+                        srng.choice(len(clone_meta[c]["like"]), size=n, p=clone_meta[c]["like"])
                         for c, n in zip(clone_names, n_clone, strict=True)
                     ]
                 )
@@ -604,7 +658,7 @@ def simulate_cohort(
                     "barcode": barcodes,
                     "sample_id": sid,
                     "patient_id": p,
-                    "timepoint": tp,
+                    "timepoint": label,
                     "cell_type": cell_type[order],
                     "malignant": malignant[order],
                     "clone": clone[order].astype(str),
@@ -631,7 +685,7 @@ def simulate_cohort(
                 {
                     "sample_id": sid,
                     "patient_id": p,
-                    "timepoint": tp,
+                    "timepoint": label,
                     "timepoint_order": ti + 1,
                     "batch": f"run{ti + 1}",
                     "sex": sexes[p],
@@ -655,7 +709,7 @@ def simulate_cohort(
                     if m["patient_id"] in given_clones_patients
                     else ""
                 ),
-                **{f"freq_{tp}": round(freq_rows[name][tp], 4) for tp in TIMEPOINTS},
+                **{f"freq_{label}": round(freq_rows[name][tp], 4) for tp, label in timepoints.items()},
             }
             for name, m in clone_meta.items()
         ]
@@ -668,11 +722,15 @@ def simulate_cohort(
         for sid, adata in adatas.items()
         if adata.obs["patient_id"].iloc[0] in genotyped_patients
     }
+    cells = pd.concat(cell_tables, ignore_index=True)
+    patient_table, measurements = _response_tables(cells, responses, sexes, crng)
     return SimulatedCohort(
+        patients=patient_table,
+        measurements=measurements,
         genotypes=genotypes,
         adatas=adatas,
         samples=pd.DataFrame(sample_rows),
-        cells=pd.concat(cell_tables, ignore_index=True),
+        cells=cells,
         clones=clones,
         cnv_segments=pd.DataFrame(seg_rows).drop(columns=["start_i", "end_i"]),
         de_genes=de_genes,
@@ -690,6 +748,43 @@ def simulate_cohort(
             "malignant_programme": leuk_genes + leuk_random,
         },
     )
+
+
+MONOCYTIC_TYPES = ("ProMono", "Mono", "cDC")
+
+
+def _response_tables(cells, responses, sexes, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The patient table (response, sex, age) and a drug-sensitivity table (AUC per patient)."""
+    if not responses:
+        return pd.DataFrame(), pd.DataFrame()
+    first = cells[(cells["malignant"]) & ~cells["doublet"] & ~cells["low_quality"]]
+    first = first[first["timepoint"] == cells["timepoint"].iloc[0]]
+    mono = first.groupby("patient_id")["cell_type"].apply(lambda t: t.isin(MONOCYTIC_TYPES).mean())
+    patients = pd.DataFrame(
+        {
+            "patient_id": list(responses),
+            "response": list(responses.values()),
+            "sex": [sexes[p] for p in responses],
+            "age": rng.integers(45, 85, len(responses)),
+            "malignant_monocytic_fraction": [round(float(mono.get(p, 0.0)), 4) for p in responses],
+        }
+    )
+    venetoclax = (
+        DST_VENETOCLAX["intercept"]
+        + DST_VENETOCLAX["slope"] * patients["malignant_monocytic_fraction"]
+        + rng.normal(0, DST_VENETOCLAX["noise_sd"], len(patients))
+    )
+    noise = rng.normal(DST_NOISE["mean"], DST_NOISE["sd"], len(patients))
+    measurements = pd.concat(
+        [
+            pd.DataFrame({"patient_id": patients["patient_id"], "assay": "DST",
+                          "feature": "venetoclax_AUC", "value": venetoclax.round(4)}),
+            pd.DataFrame({"patient_id": patients["patient_id"], "assay": "DST",
+                          "feature": "cytarabine_AUC", "value": noise.round(4)}),
+        ],
+        ignore_index=True,
+    )
+    return patients, measurements
 
 
 #: Variants of the simulated genotyping: one founder variant carried by every leukaemic cell, then
@@ -782,7 +877,9 @@ def write_cohort(
     cohort
         From :func:`simulate_cohort`.
     outdir
-        Target folder (created); ``samples.tsv`` paths are relative to it.
+        Target folder (created); ``samples.tsv`` paths are relative to it. A cohort simulated
+        with responses also gets ``patients.tsv``, ``measurements/dst.tsv`` and
+        ``truth/patients.tsv`` (the planted monocytic share behind the drug sensitivity).
     formats
         Count format per patient (``10x_mtx``, ``h5ad``, ``dense_txt``); default: the first patient
         10x, the second h5ad, the third dense text. The ``format`` column is left empty for every
@@ -841,6 +938,14 @@ def write_cohort(
     sheet = pd.DataFrame(rows)[cols]
     sheet.to_csv(out / "samples.tsv", sep="\t", index=False)
     cohort.genes.to_csv(out / "genes.tsv", sep="\t", index=False)
+    if len(cohort.patients):
+        truth = ["malignant_monocytic_fraction"]
+        cohort.patients.drop(columns=truth).to_csv(out / "patients.tsv", sep="\t", index=False)
+        cohort.patients[["patient_id", *truth]].to_csv(
+            out / "truth/patients.tsv", sep="\t", index=False
+        )
+        (out / "measurements").mkdir(exist_ok=True)
+        cohort.measurements.to_csv(out / "measurements/dst.tsv", sep="\t", index=False)
     cells = cohort.cells[
         ["sample_id", "barcode", "cell_type", "malignant", "clone", "low_quality", "doublet"]
     ]
