@@ -16,6 +16,7 @@ include: "workflow/rules/cluster.smk"
 include: "workflow/rules/annotate.smk"
 include: "workflow/rules/de.smk"
 include: "workflow/rules/clones.smk"
+include: "workflow/rules/cohort.smk"
 
 
 rule all:

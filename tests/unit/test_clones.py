@@ -161,3 +161,26 @@ def test_celltag_clone_calls():
     # the clone sizes add up to the assigned cells, and UMIs to the matrix total
     assert sizes.sum() == counts["assigned"]
     assert calls["n_barcode_umis"].sum() == tags.X.sum()
+
+
+def test_resistance_de_refuses_status_confounded_with_timepoint():
+    """Resistant clones seen (with enough cells) only at relapse, sensitive ones only at
+    diagnosis: the status effect is the treatment effect; the DE says so instead of failing."""
+    import pandas as pd
+
+    from clonetrack.resistance import resistance_de
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for patient in ("P1", "P2", "P3"):
+        rows.append({"patient_id": patient, "clone": "A", "timepoint": "diagnosis",
+                     "status": "sensitive", "cell_type": "GMP", "n_cells": 40})
+        rows.append({"patient_id": patient, "clone": "B", "timepoint": "relapse",
+                     "status": "resistant", "cell_type": "GMP", "n_cells": 40})
+    meta = pd.DataFrame(rows)
+    counts = pd.DataFrame(rng.poisson(50, size=(len(meta), 30)),
+                          columns=[f"G{i}" for i in range(30)])
+    table, summary = resistance_de(counts, meta, min_cells=10)
+    assert table.empty
+    assert summary["status"] == "skipped"
+    assert summary["reason"].startswith("status is confounded with patient_id + timepoint")

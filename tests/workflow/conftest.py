@@ -55,3 +55,17 @@ def followup_run(tmp_path_factory) -> Path:
         return Path(existing)
     sheet = REPO / "tests" / "data" / "vangalen2019_followup" / "samples.tsv"
     return run_dataset(tmp_path_factory, "followup", f"samples={sheet}")
+
+
+@pytest.fixture(scope="session")
+def cohort_run(tmp_path_factory) -> Path:
+    """The toy cohort by response (resources/toy_cohort: 12 patients at diagnosis and follow-up,
+    a patient table and a drug-sensitivity table), laid over the default configuration."""
+    existing = os.environ.get("CLONETRACK_COHORT_RUN")
+    if existing:
+        return Path(existing)
+    workdir = copy_repo(tmp_path_factory.mktemp("cohort"))
+    extra = ["--configfile", "resources/toy_cohort/config.yaml"]
+    snakemake(workdir, *extra)
+    snakemake(workdir, *extra, "--report", "results/report.html")
+    return workdir

@@ -28,6 +28,7 @@ from runner import copy_repo, snakemake
 pytestmark = pytest.mark.workflow
 
 SECTIONS = (
+    "0. Answer",
     "1. QC",
     "2. Integration",
     "3. Clusters and cell types",
@@ -356,6 +357,21 @@ def test_report_renders_in_chromium(toy_run, results, categories, tmp_path, reco
                             n_images += 1
             n_png = sum(p.endswith(".png") for p in results)
             assert (n_images, n_tables) == (n_png, len(results) - n_png)
+
+            # the answer page comes first and has a panel for every patient
+            sections = [t.strip() for t in page.locator("nav ul li a").all_inner_texts()]
+            assert sections[0] == "0. Answer", sections
+            _open(page, "0. Answer", "Cohort", single=False)
+            page.locator("nav ol li a").first.click()
+            page.locator("nav ul li a").filter(has_text=re.compile("^0. Answer$")).click()
+            listed = {t.strip() for t in page.locator("nav ul li a").all_inner_texts()}
+            assert set(TOY_PATIENTS) | {"Cohort"} <= listed, listed
+            for patient in TOY_PATIENTS:
+                _open(page, "0. Answer", patient, single=False)
+                page.locator("nav table tbody tr").first.locator("td").last.locator(
+                    "a"
+                ).first.click()
+                page.locator("div.p-3 > img").first.wait_for(state="visible", timeout=15_000)
 
             # the caption of a result is shown with the settings of the run
             _open(page, "1. QC", "P1_diagnosis", single=False)

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 
 from clonetrack.annotate import load_markers  # noqa: E402
+from clonetrack.cohort import read_measurements, read_patient_table  # noqa: E402
 from clonetrack.errors import InputError  # noqa: E402
 from clonetrack.preflight import check_sample_files  # noqa: E402
 from clonetrack.sheet import healthy_samples, read_sample_sheet  # noqa: E402
@@ -61,6 +62,32 @@ if config["de"]["reference_timepoint"] not in set(SAMPLES["timepoint"]):
         f"the sample sheet {config['samples']}; its timepoints are "
         f"{sorted(set(SAMPLES['timepoint']))}."
     )
+
+# Cohort definitions against the panel and their own labels; the patient and measurement tables
+# are read whole (they are small): their errors name row and column before any job.
+_levels = config["cohort"]["response_levels"]
+for _name, _contrast in config["cohort"]["contrasts"].items():
+    _unknown_levels = sorted(set(_contrast["case"] + _contrast["control"]) - set(_levels))
+    if _unknown_levels:
+        raise InputError(
+            f"cohort.contrasts.{_name} names response(s) {_unknown_levels} that are not in "
+            f"cohort.response_levels {_levels}: fix the label or add it to the levels."
+        )
+for _group, _types in config["cohort"]["cell_type_groups"].items():
+    if set(_types) - _panel_types:
+        raise InputError(
+            f"cohort.cell_type_groups.{_group} names cell type(s) {sorted(set(_types) - _panel_types)} "
+            f"that the marker panel {config['annotation']['markers']} does not have; its types are "
+            f"{sorted(_panel_types)}."
+        )
+PATIENT_NOTES = []
+if config.get("patients"):
+    _, PATIENT_NOTES = read_patient_table(
+        config["patients"], levels=_levels, sheet_patients=PATIENTS
+    )
+_, MEASUREMENT_NOTES = read_measurements(
+    config["measurements"], sheet_patients=PATIENTS, sheet_samples=SAMPLES
+)
 
 # The files the sheet names, read in part (barcodes, gene names, clone and genotype tables): once,
 # in the main process, not again in every cluster job that re-reads this file.
@@ -174,9 +201,19 @@ def patient_outputs(kind):
     return expand(f"results/clones/patient~{{patient}}/{kind}", patient=PATIENTS)
 
 
+def cohort_inputs(wildcards):
+    """The patient table and measurement tables the config names (none by default)."""
+    return {
+        "patients": [config["patients"]] if config.get("patients") else [],
+        "measurements": list(config["measurements"]),
+    }
+
+
 def all_outputs():
     """Every final output of the workflow."""
     return [
+        "results/tables/cohort/tests.tsv",
+        *expand("results/plots/answer/patient~{patient}.png", patient=PATIENTS),
         "results/final/adata.h5ad",
         "results/tables/qc_ledger.tsv",
         "results/tables/markers.tsv",

@@ -1,5 +1,9 @@
 """Regenerate the bundled toy dataset: ``python workflow/scripts/make_toy.py resources/toy``.
 
+``--responses`` writes the toy cohort by response instead (12 patients at diagnosis and follow-up,
+a patient table and a drug-sensitivity table): ``make_toy.py resources/toy_cohort --responses``
+(it reads ``resources/toy/genes.tsv`` unless the folder has its own).
+
 Reads the gene table ``<outdir>/genes.tsv``; with ``--positions`` (a headerless symbol, chromosome,
 start, end file such as inferCNV's GENCODE v27 gene ordering file) it first rebuilds that table.
 """
@@ -12,7 +16,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clonetrack.simulate import select_genes, simulate_cohort, write_cohort  # noqa: E402
+from clonetrack.simulate import (  # noqa: E402
+    select_genes,
+    simulate_cohort,
+    simulate_response_cohort,
+    write_cohort,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-genes", type=int, default=2500)
     parser.add_argument("--n-cells", type=int, default=480, help="good cells per sample")
+    parser.add_argument("--responses", action="store_true", help="the toy cohort by response")
     args = parser.parse_args(argv)
 
     if args.positions:
@@ -30,9 +40,14 @@ def main(argv: list[str] | None = None) -> None:
         positions = pd.DataFrame(rows, columns=["symbol", "chromosome", "start", "end"])
         positions = positions.astype({"start": int, "end": int})
         genes = select_genes(positions, n_genes=args.n_genes, seed=args.seed)
-    else:
+    elif (args.outdir / "genes.tsv").is_file():
         genes = pd.read_csv(args.outdir / "genes.tsv", sep="\t")
-    cohort = simulate_cohort(genes=genes, seed=args.seed, n_cells_per_sample=args.n_cells)
+    else:
+        genes = pd.read_csv(Path(__file__).resolve().parents[2] / "resources/toy/genes.tsv", sep="\t")
+    if args.responses:
+        cohort = simulate_response_cohort(genes=genes, seed=args.seed)
+    else:
+        cohort = simulate_cohort(genes=genes, seed=args.seed, n_cells_per_sample=args.n_cells)
     sheet = write_cohort(cohort, args.outdir)
     n = cohort.cells.groupby("sample_id", sort=False).size()
     print(sheet.assign(n_cells=sheet["sample_id"].map(n)).to_string(index=False))

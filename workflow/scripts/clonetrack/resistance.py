@@ -90,6 +90,18 @@ def resistance_de(
         return pd.DataFrame(columns=RESULT_COLUMNS), summary
     used = meta[meta["patient_id"].isin(patients)]
     terms = [t for t in ("patient_id", "timepoint", "cell_type") if t in used and used[t].nunique() > 1]
+    if not _estimable(used, terms):
+        summary["reason"] = (
+            f"status is confounded with {' + '.join(terms)}: resistant and sensitive clones are "
+            f"never measured together (>= {min_cells} cells) in a patient, timepoint and cell type, "
+            "so resistance cannot be told from time on treatment or cell type"
+        )
+        return pd.DataFrame(columns=RESULT_COLUMNS), summary
+    # nuisance terms that are confounded among themselves go, cell type first
+    for term in ("cell_type", "timepoint"):
+        if not _full_rank(used, [*terms, "status"]) and term in terms:
+            terms.remove(term)
+            summary.setdefault("dropped_terms", []).append(term)
     design = "~ " + " + ".join([*terms, "status"])
     table = deseq_contrast(
         counts.loc[used.index],
@@ -105,6 +117,24 @@ def resistance_de(
     return table[RESULT_COLUMNS], summary
 
 
+def _design_matrix(meta: pd.DataFrame, terms: list[str]) -> np.ndarray:
+    dummies = [pd.get_dummies(meta[t].astype(str), drop_first=True, dtype=float) for t in terms]
+    return np.column_stack([np.ones(len(meta)), *[d.to_numpy() for d in dummies]])
+
+
+def _full_rank(meta: pd.DataFrame, terms: list[str]) -> bool:
+    x = _design_matrix(meta, terms)
+    return np.linalg.matrix_rank(x) == x.shape[1]
+
+
+def _estimable(meta: pd.DataFrame, terms: list[str]) -> bool:
+    """Whether ``status`` adds a dimension to the design of ``terms``: if not, its effect cannot be
+    separated from theirs (e.g. resistant clones seen only after treatment)."""
+    return np.linalg.matrix_rank(_design_matrix(meta, [*terms, "status"])) > np.linalg.matrix_rank(
+        _design_matrix(meta, terms)
+    )
+
+
 def _log_cpm(counts: pd.DataFrame) -> pd.DataFrame:
     library = counts.sum(axis=1).replace(0, np.nan)
     return np.log2(counts.div(library, axis=0) * 1e6 + 1)
@@ -118,8 +148,10 @@ def signature_scores(
     stem_types: tuple[str, ...] = ("HSC", "Prog", "GMP"),
     stem_signatures: tuple[str, ...] = ("bcl2_family",),
     min_cells: int = 10,
+    groupby: tuple[str, ...] = ("patient_id", "clone", "status"),
 ) -> pd.DataFrame:
-    """Signature scores per patient x clone on pseudobulks of malignant cells.
+    """Signature scores per patient x clone (or other ``groupby`` columns of ``meta``) on
+    pseudobulks of malignant cells.
 
     Each score is the weighted sum of log2(CPM + 1) over the signature's genes present in the
     data, divided by the number of genes for unit-weight signatures (a mean). LSC17 uses the
@@ -130,9 +162,9 @@ def signature_scores(
     :data:`PSEUDOBULK_KEYS` of the cells of :func:`malignant_with_status`.
     """
     rows = []
+    per_clone = list(groupby)
     if meta["n_cells"].sum() == 0:
-        return pd.DataFrame(columns=["patient_id", "clone", "status", "n_cells"])
-    per_clone = ["patient_id", "clone", "status"]
+        return pd.DataFrame(columns=[*per_clone, "n_cells"])
     is_stem = meta["cell_type"].astype(str).isin(stem_types).to_numpy()
     stem_counts, stem_meta = (
         aggregate(counts[is_stem], meta[is_stem], groupby=per_clone) if is_stem.any() else (None, None)
@@ -141,8 +173,7 @@ def signature_scores(
     expr = _log_cpm(counts)
     stem_expr = _log_cpm(stem_counts) if stem_counts is not None else None
     for pb, row in meta.iterrows():
-        out = {"patient_id": row["patient_id"], "clone": row["clone"], "status": row["status"],
-               "n_cells": int(row["n_cells"])}
+        out = {key: row[key] for key in per_clone} | {"n_cells": int(row["n_cells"])}
         for name, weights in signatures.items():
             is_stem = name in stem_signatures
             source, source_meta = (stem_expr, stem_meta) if is_stem else (expr, meta)

@@ -753,6 +753,30 @@ def simulate_cohort(
 MONOCYTIC_TYPES = ("ProMono", "Mono", "cDC")
 
 
+def simulate_response_cohort(
+    *, genes: pd.DataFrame, seed: int = 1, n_patients: int = 12, n_cells_per_sample: int = 80
+) -> SimulatedCohort:
+    """A small cohort with planted responses, for the cohort tests: patients R01, R02, ...
+    cycle through primary_refractory, relapse and sustained_response (see
+    :data:`RESPONSE_PLANS`), each sampled at diagnosis and at follow-up, with lineage-tracing
+    clone tables for every patient."""
+    patients = tuple(f"R{i + 1:02d}" for i in range(n_patients))
+    plans = list(RESPONSE_PLANS)
+    return simulate_cohort(
+        genes=genes,
+        seed=seed,
+        n_cells_per_sample=n_cells_per_sample,
+        patients=patients,
+        n_clones=(2,) * n_patients,
+        responses={p: plans[i % len(plans)] for i, p in enumerate(patients)},
+        timepoints={"diagnosis": "diagnosis", "relapse": "follow_up"},
+        min_cells_per_clone=3,
+        min_mono_cells=10,
+        given_clones_patients=patients,
+        genotyped_patients=(),
+    )
+
+
 def _response_tables(cells, responses, sexes, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The patient table (response, sex, age) and a drug-sensitivity table (AUC per patient)."""
     if not responses:

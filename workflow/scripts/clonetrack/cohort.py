@@ -1,0 +1,555 @@
+"""The cohort question: which features of a patient's marrow go with primary or adaptive
+resistance, and with ex vivo drug sensitivity.
+
+Every test has the patient as its replicate: features are summarised per sample (one per patient
+and timepoint), then compared between response groups or correlated with a patient's or sample's
+measurements. Definitions (response contrasts, cell-type groups) come from the ``cohort`` section
+of the config; ``docs/cohort.md`` states the methods.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from clonetrack.errors import InputError
+
+MEASUREMENT_COLUMNS = ("assay", "feature", "value")
+FEATURE_KINDS = ("malignant_fraction", "composition", "signature", "clone")
+
+
+# ----------------------------------------------------------------------------------------------
+# tables given by the user
+
+
+def _read_table(path: os.PathLike | str, what: str) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} {p} does not exist: fix its path in the config")
+    sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
+    try:
+        df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, comment="#",
+                         encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{what} {p} is not UTF-8 text: save it as UTF-8") from err
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
+    if df.empty:
+        raise InputError(f"{what} {p} is empty: give a header and one row per entry")
+    df.columns = [c.strip() for c in df.columns]
+    return df.apply(lambda col: col.str.strip())
+
+
+def _rows(mask) -> str:
+    rows = np.flatnonzero(np.asarray(mask)) + 1
+    return ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
+
+
+def read_patient_table(
+    path: os.PathLike | str, *, levels: list[str], sheet_patients: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read the patient table: ``patient_id``, ``response`` (one of ``levels``) and covariates.
+
+    Returns
+    -------
+    The table indexed by ``patient_id`` (patients of the sheet only), and notes for the report:
+    sheet patients missing from the table or without a response (left out of the cohort tests),
+    table patients not in the sheet (ignored).
+
+    Raises
+    ------
+    InputError
+        A missing column, a duplicated or empty ``patient_id``, or a response that is not one of
+        ``levels``; rows are named (1-based data rows).
+    """
+    where = f"patient table {path}"
+    df = _read_table(path, "patient table")
+    missing = [c for c in ("patient_id", "response") if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{where} lacks column(s) {', '.join(missing)} (found: {', '.join(df.columns)}): name "
+            "them patient_id and response"
+        )
+    problems = []
+    if (df["patient_id"] == "").any():
+        problems.append(f"{where}: empty patient_id in row(s) {_rows(df['patient_id'] == '')}")
+    duplicated = df["patient_id"].duplicated(keep=False) & (df["patient_id"] != "")
+    if duplicated.any():
+        problems.append(
+            f"{where}: patient_id listed more than once in row(s) {_rows(duplicated)} "
+            f"({', '.join(sorted(set(df.loc[duplicated, 'patient_id'])))}): give each patient one row"
+        )
+    unknown = ~df["response"].isin(levels) & (df["response"] != "")
+    if unknown.any():
+        problems.append(
+            f"{where}, column 'response': {sorted(set(df.loc[unknown, 'response']))} in row(s) "
+            f"{_rows(unknown)} are not among cohort.response_levels {levels}: fix the label or "
+            "add it to cohort.response_levels"
+        )
+    if problems:
+        raise InputError("\n  ".join(problems))
+    notes = []
+    table = df.set_index("patient_id")
+    absent = sorted(set(sheet_patients) - set(table.index))
+    if absent:
+        notes.append(f"patients of the sheet missing from {where}, not in the cohort tests: {absent}")
+    no_response = sorted(p for p in table.index[table["response"] == ""] if p in sheet_patients)
+    if no_response:
+        notes.append(f"patients without a response in {where}, not in the cohort tests: {no_response}")
+    extra = sorted(set(table.index) - set(sheet_patients))
+    if extra:
+        notes.append(f"patients of {where} not in the sample sheet, ignored: {extra}")
+    return table.loc[[p for p in table.index if p in sheet_patients]], notes
+
+
+def read_measurements(
+    paths: list[str], *, sheet_patients: list[str], sheet_samples: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read measurement tables: long tables keyed by ``patient_id`` or ``sample_id``, with
+    ``assay``, ``feature`` and a numeric ``value``.
+
+    Returns
+    -------
+    One table with ``patient_id``, ``sample_id`` ("" for patient-level rows), ``assay``,
+    ``feature``, ``measure`` (``assay:feature``) and ``value``; notes for the report (rows of
+    patients or samples not in the sheet, ignored).
+
+    Raises
+    ------
+    InputError
+        A missing column, a non-numeric value, or a key x assay x feature given twice; a table
+        none of whose rows names a patient or sample of the sheet.
+    """
+    tables, notes = [], []
+    for path in paths:
+        where = f"measurement table {path}"
+        df = _read_table(path, "measurement table")
+        key = "sample_id" if "sample_id" in df.columns else "patient_id"
+        missing = [c for c in (key, *MEASUREMENT_COLUMNS) if c not in df.columns]
+        if missing:
+            raise InputError(
+                f"{where} lacks column(s) {', '.join(missing)} (found: {', '.join(df.columns)}): "
+                "give patient_id or sample_id, assay, feature and value"
+            )
+        value = pd.to_numeric(df["value"], errors="coerce")
+        bad = value.isna() & ~df["value"].str.upper().isin(["", "NA", "NAN"])
+        if bad.any():
+            raise InputError(
+                f"{where}, column 'value': not a number in row(s) {_rows(bad)} (e.g. "
+                f"{df.loc[bad, 'value'].iloc[0]!r}): give numbers; leave a cell empty or NA when "
+                "not measured"
+            )
+        duplicated = df.duplicated([key, "assay", "feature"], keep=False)
+        if duplicated.any():
+            raise InputError(
+                f"{where}: {key} x assay x feature given more than once in row(s) "
+                f"{_rows(duplicated)}: give one value each (average replicates first)"
+            )
+        df = df.assign(value=value)
+        if key == "sample_id":
+            known = df["sample_id"].isin(sheet_samples.index)
+            df["patient_id"] = df["sample_id"].map(sheet_samples["patient_id"]).fillna("")
+        else:
+            known = df["patient_id"].isin(sheet_patients)
+            df["sample_id"] = ""
+        if not known.any():
+            raise InputError(
+                f"{where}: no row names a {key} of the sample sheet (e.g. "
+                f"{df[key].iloc[0]!r}): check the {key} column"
+            )
+        if not known.all():
+            notes.append(
+                f"{where}: rows of {key}s not in the sample sheet ignored: "
+                f"{sorted(set(df.loc[~known, key]))}"
+            )
+        df = df[known & df["value"].notna()]
+        tables.append(df[["patient_id", "sample_id", "assay", "feature", "value"]])
+    if not tables:
+        return pd.DataFrame(columns=["patient_id", "sample_id", "assay", "feature", "measure",
+                                     "value"]), notes
+    out = pd.concat(tables, ignore_index=True)
+    out.insert(4, "measure", out["assay"] + ":" + out["feature"])
+    return out, notes
+
+
+# ----------------------------------------------------------------------------------------------
+# features per sample
+
+
+def composition_features(obs: pd.DataFrame, *, groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Per sample: malignant fraction, the share of each cell type among all cells and among
+    malignant cells, and the share of each cell-type group (``groups``) among malignant cells.
+
+    A share whose denominator is 0 (a sample without malignant cells) is NaN, not 0.
+    """
+    obs = obs.assign(cell_type=obs["cell_type"].astype(str), malignant=obs["malignant"].astype(bool))
+    by_sample = obs.groupby("sample_id", observed=True)
+    out = pd.DataFrame({"n_cells": by_sample.size(), "n_malignant": by_sample["malignant"].sum()})
+    out["malignant_fraction"] = out["n_malignant"] / out["n_cells"]
+    all_types = pd.crosstab(obs["sample_id"], obs["cell_type"])
+    malignant = obs[obs["malignant"]]
+    mal_types = pd.crosstab(malignant["sample_id"], malignant["cell_type"]).reindex(
+        index=out.index, columns=all_types.columns, fill_value=0
+    )
+    share_all = all_types.div(out["n_cells"], axis=0).add_prefix("composition_all:")
+    denominator = out["n_malignant"].replace(0, np.nan)
+    share_mal = mal_types.div(denominator, axis=0).add_prefix("composition_malignant:")
+    grouped = pd.DataFrame(
+        {
+            f"malignant_group:{name}": mal_types.reindex(columns=types, fill_value=0).sum(axis=1)
+            / denominator
+            for name, types in groups.items()
+        }
+    )
+    return pd.concat([out, share_all, share_mal, grouped], axis=1)
+
+
+def clone_features(classes: pd.DataFrame, freqs: pd.DataFrame, *, first_timepoint: dict) -> pd.DataFrame:
+    """Per patient: clones seen, resistant clones, and whether a resistant clone was detected at
+    the patient's first timepoint, with its frequency there or the bound below which it lay.
+
+    ``resistant_at_first_bound`` is the largest upper 95% bound of an undetected resistant clone
+    (its frequency could be that high and still escape detection)."""
+    rows = []
+    for patient, g in classes.groupby("patient_id", sort=True):
+        resistant = g[g["resistant"].astype(str).str.lower() == "true"]
+        detected = resistant[resistant["detected_at_first"].astype(str).str.lower() == "true"]
+        undetected = resistant.drop(detected.index)
+        rows.append(
+            {
+                "patient_id": patient,
+                "clone:n_clones": len(g),
+                "clone:n_resistant": len(resistant),
+                "clone:resistant_at_first": float(len(detected) > 0) if len(resistant) else np.nan,
+                "clone:resistant_first_frequency": (
+                    float(detected["first_frequency"].astype(float).sum()) if len(resistant) else np.nan
+                ),
+                "resistant_at_first_bound": (
+                    float(undetected["first_ci_high"].astype(float).max()) if len(undetected) else np.nan
+                ),
+                "first_timepoint": first_timepoint.get(patient, ""),
+            }
+        )
+    return pd.DataFrame(rows, columns=["patient_id", "clone:n_clones", "clone:n_resistant",
+                                       "clone:resistant_at_first", "clone:resistant_first_frequency",
+                                       "resistant_at_first_bound", "first_timepoint"])
+
+
+# ----------------------------------------------------------------------------------------------
+# tests between response groups
+
+
+def benjamini_hochberg(p) -> np.ndarray:
+    """Adjusted p values (scipy's false_discovery_control), NaN kept in place."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return out
+
+
+def _bootstrap_difference(case, control, rng, n_boot, confidence):
+    diffs = np.array([
+        rng.choice(case, len(case)).mean() - rng.choice(control, len(control)).mean()
+        for _ in range(n_boot)
+    ])
+    a = (1 - confidence) / 2
+    return np.quantile(diffs, [a, 1 - a])
+
+
+def compare_groups(
+    features: pd.DataFrame,
+    groups: pd.Series,
+    *,
+    n_boot: int = 2000,
+    min_patients: int = 3,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each feature between two groups of patients (``groups``: "case" or "control" per patient).
+
+    Returns one row per feature: group sizes and means, the difference in means (case - control)
+    with a bootstrap interval (patients resampled within groups), the AUROC of the feature for
+    "case" (Mann-Whitney U / (n_case n_control); 0.5 = no separation), the two-sided
+    Mann-Whitney p value (exact for small groups without ties) and its BH-adjusted q across the
+    features given. Features with fewer than ``min_patients`` per group get a ``status`` saying so.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for feature in features.columns:
+        values = features[feature].astype(float)
+        case = values[groups.reindex(values.index) == "case"].dropna().to_numpy()
+        control = values[groups.reindex(values.index) == "control"].dropna().to_numpy()
+        row = {"feature": feature, "n_case": len(case), "n_control": len(control),
+               "mean_case": case.mean() if len(case) else np.nan,
+               "mean_control": control.mean() if len(control) else np.nan}
+        if min(len(case), len(control)) < min_patients:
+            row["status"] = f"skipped: fewer than {min_patients} patients with a value in a group"
+            rows.append(row)
+            continue
+        u = stats.mannwhitneyu(case, control, alternative="two-sided")
+        lo, hi = _bootstrap_difference(case, control, rng, n_boot, confidence)
+        row.update(difference=case.mean() - control.mean(), difference_ci_low=lo,
+                   difference_ci_high=hi, auroc=u.statistic / (len(case) * len(control)),
+                   p=u.pvalue, status="tested")
+        rows.append(row)
+    columns = ["feature", "n_case", "n_control", "mean_case", "mean_control", "difference",
+               "difference_ci_low", "difference_ci_high", "auroc", "p", "q", "status"]
+    out = pd.DataFrame(rows).reindex(columns=columns)
+    out["q"] = benjamini_hochberg(out["p"])
+    return out
+
+
+def loo_auroc(
+    values: pd.Series, groups: pd.Series, *, n_boot: int = 2000, confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Leave-one-patient-out AUROC of a one-feature logistic regression predicting "case".
+
+    Each patient's probability comes from a model fitted without that patient, so the AUROC
+    measures prediction on unseen patients; its interval resamples patients (stratified).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    data = pd.DataFrame({"x": values.astype(float), "y": groups.reindex(values.index)}).dropna()
+    data = data[data["y"].isin(["case", "control"])]
+    y = (data["y"] == "case").to_numpy(int)
+    x = data[["x"]].to_numpy()
+    if min(y.sum(), len(y) - y.sum()) < 2:
+        return {"loo_auroc": np.nan, "loo_auroc_ci_low": np.nan, "loo_auroc_ci_high": np.nan}
+    scale = x.std() or 1.0
+    predicted = np.empty(len(y))
+    for i in range(len(y)):
+        train = np.arange(len(y)) != i
+        if len(set(y[train])) < 2:
+            predicted[i] = y[train].mean()
+            continue
+        model = LogisticRegression().fit((x[train] - x[train].mean()) / scale, y[train])
+        predicted[i] = model.predict_proba((x[i : i + 1] - x[train].mean()) / scale)[0, 1]
+    auc = roc_auc_score(y, predicted)
+    rng = np.random.default_rng(seed)
+    cases, controls = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    boots = []
+    for _ in range(n_boot):
+        pick = np.concatenate([rng.choice(cases, len(cases)), rng.choice(controls, len(controls))])
+        boots.append(roc_auc_score(y[pick], predicted[pick]))
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(boots, [a, 1 - a])
+    return {"loo_auroc": auc, "loo_auroc_ci_low": lo, "loo_auroc_ci_high": hi}
+
+
+def spearman_table(
+    measures: pd.DataFrame, features: pd.DataFrame, *, min_patients: int = 5,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Spearman correlation of every measure (columns of ``measures``) with every feature
+    (columns of ``features``) over the rows both share (patients or samples), with a Fisher-z
+    interval (Bonett-Wright standard error) and BH-adjusted q over all pairs."""
+    rows = []
+    z = stats.norm.ppf(1 - (1 - confidence) / 2)
+    for measure in measures.columns:
+        for feature in features.columns:
+            pair = pd.concat([measures[measure], features[feature]], axis=1).dropna()
+            n = len(pair)
+            row = {"measure": measure, "feature": feature, "n": n}
+            if n < min_patients or pair.iloc[:, 0].nunique() < 2 or pair.iloc[:, 1].nunique() < 2:
+                rows.append(row)
+                continue
+            rho, p = stats.spearmanr(pair.iloc[:, 0], pair.iloc[:, 1])
+            se = np.sqrt((1 + rho**2 / 2) / (n - 3)) if n > 3 else np.inf
+            centre = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+            row.update(rho=rho, rho_ci_low=np.tanh(centre - z * se),
+                       rho_ci_high=np.tanh(centre + z * se), p=p)
+            rows.append(row)
+    out = pd.DataFrame(rows).reindex(
+        columns=["measure", "feature", "n", "rho", "rho_ci_low", "rho_ci_high", "p", "q"]
+    )
+    out["q"] = benjamini_hochberg(out["p"])
+    return out
+
+
+def composition_sccoda(
+    obs: pd.DataFrame, groups: pd.Series, *, num_samples: int, seed: int, fdr: float = 0.1
+) -> pd.DataFrame:
+    """scCODA (pertpy) on cell-type counts per patient: the change of each type's share in
+    "case" vs "control" patients, with the compositional constraint (a rise in one type lowers
+    every other share) handled by a reference type chosen automatically."""
+    import pertpy as pt  # slow to import (jax); only this step needs it
+
+    cells = obs.assign(group=obs["patient_id"].map(groups)).dropna(subset=["group"])
+    cells = cells[["patient_id", "group", "cell_type"]].astype(str).reset_index(drop=True)
+    cells.index = cells.index.astype(str)
+    import anndata as ad
+
+    sccoda = pt.tl.Sccoda()
+    mdata = sccoda.load(ad.AnnData(obs=cells), type="cell_level", generate_sample_level=True,
+                        cell_type_identifier="cell_type", sample_identifier="patient_id",
+                        covariate_obs=["group"])
+    mdata = sccoda.prepare(mdata, modality_key="coda",
+                           formula="C(group, Treatment('control'))",
+                           reference_cell_type="automatic")
+    sccoda.run_nuts(mdata, modality_key="coda", num_samples=num_samples,
+                    num_warmup=max(100, num_samples // 10), rng_key=seed)
+    sccoda.set_fdr(mdata, est_fdr=fdr, modality_key="coda")
+    effects = sccoda.get_effect_df(mdata, modality_key="coda").reset_index()
+    effects = effects.rename(columns={"Cell Type": "cell_type", "log2-fold change": "log2fc",
+                                      "Inclusion probability": "inclusion_probability",
+                                      "HDI 3%": "hdi_low", "HDI 97%": "hdi_high",
+                                      "Final Parameter": "effect"})
+    effects["credible"] = effects["effect"] != 0
+    return effects[["cell_type", "effect", "hdi_low", "hdi_high", "inclusion_probability",
+                    "log2fc", "credible"]]
+
+
+# ----------------------------------------------------------------------------------------------
+# assembling the cohort
+
+
+SAMPLE_COLUMNS = ["sample_id", "patient_id", "timepoint", "timepoint_order"]
+
+
+def feature_table(obs: pd.DataFrame, composition: pd.DataFrame, signatures: pd.DataFrame,
+                  clones: pd.DataFrame) -> pd.DataFrame:
+    """One row per sample: its design columns and every feature. Signature scores are prefixed
+    ``signature:``; clone features (per patient) repeat on each of the patient's samples."""
+    samples = obs[SAMPLE_COLUMNS].drop_duplicates("sample_id").set_index("sample_id")
+    table = samples.join(composition)
+    if len(signatures):
+        scores = signatures.set_index("sample_id").drop(columns=["n_cells"], errors="ignore")
+        scores = scores[[c for c in scores.columns if not c.endswith("_n_cells")]]
+        table = table.join(scores.add_prefix("signature:"))
+    table = table.reset_index().merge(
+        clones.drop(columns=["resistant_at_first_bound", "first_timepoint"]), on="patient_id",
+        how="left",
+    )
+    return table.sort_values(["patient_id", "timepoint_order"]).reset_index(drop=True)
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """The feature columns of :func:`feature_table` (design and cell counts excluded)."""
+    skip = set(SAMPLE_COLUMNS) | {"n_cells", "n_malignant"}
+    return [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])]
+
+
+def at_timepoint(table: pd.DataFrame, timepoint: str) -> pd.DataFrame:
+    """One row per patient: the patient's sample at ``timepoint`` (a sheet label), or its
+    earliest sample for ``"first"``; indexed by patient."""
+    if timepoint == "first":
+        rows = table.sort_values("timepoint_order").drop_duplicates("patient_id")
+    else:
+        rows = table[table["timepoint"] == timepoint]
+    return rows.set_index("patient_id")
+
+
+def contrast_groups(responses: pd.Series, case: list[str], control: list[str]) -> pd.Series:
+    """"case" or "control" per patient of ``responses``; patients in neither are left out."""
+    groups = pd.Series(np.select([responses.isin(case), responses.isin(control)],
+                                 ["case", "control"], default=""), index=responses.index)
+    return groups[groups != ""]
+
+
+def cohort_tests(table: pd.DataFrame, responses: pd.Series, cfg: dict, *, seed: int) -> pd.DataFrame:
+    """Every feature between the groups of each contrast at each configured timepoint, with the
+    patient as the replicate; BH within each contrast x timepoint; leave-one-patient-out AUROC
+    for the ``n_auroc_features`` lowest p values of each."""
+    features = feature_columns(table)
+    out = []
+    for name, contrast in cfg["contrasts"].items():
+        groups = contrast_groups(responses, contrast["case"], contrast["control"])
+        for timepoint in cfg["timepoints"]:
+            view = at_timepoint(table, timepoint)
+            if view.empty:
+                continue
+            tested = compare_groups(view[features], groups, n_boot=cfg["n_bootstrap"],
+                                    min_patients=cfg["min_patients"], seed=seed)
+            tested.insert(0, "timepoint", timepoint)
+            tested.insert(0, "contrast", name)
+            strongest = tested[tested["status"] == "tested"].nsmallest(cfg["n_auroc_features"], "p")
+            for i in strongest.index:
+                auc = loo_auroc(view[tested.at[i, "feature"]], groups,
+                                n_boot=cfg["n_bootstrap"], seed=seed)
+                for key, value in auc.items():
+                    tested.loc[i, key] = value
+            out.append(tested)
+    columns = ["contrast", "timepoint", "feature", "n_case", "n_control", "mean_case",
+               "mean_control", "difference", "difference_ci_low", "difference_ci_high", "auroc",
+               "p", "q", "loo_auroc", "loo_auroc_ci_low", "loo_auroc_ci_high", "status"]
+    if not out:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(out, ignore_index=True).reindex(columns=columns)
+
+
+def measure_correlations(table: pd.DataFrame, measurements: pd.DataFrame, *,
+                         min_patients: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Spearman correlations of each measure with each feature: patient-level measures against
+    each patient's first sample, sample-level measures against their own sample.
+
+    Returns the table, and the measures and features as matrices (rows: patients or samples)."""
+    features = feature_columns(table)
+    parts, measure_parts, feature_parts = [], [], []
+    patient_level = measurements[measurements["sample_id"] == ""]
+    if len(patient_level):
+        m = patient_level.pivot(index="patient_id", columns="measure", values="value")
+        f = at_timepoint(table, "first")[features]
+        parts.append(spearman_table(m, f, min_patients=min_patients).assign(level="patient"))
+        measure_parts.append(m)
+        feature_parts.append(f)
+    sample_level = measurements[measurements["sample_id"] != ""]
+    if len(sample_level):
+        m = sample_level.pivot(index="sample_id", columns="measure", values="value")
+        f = table.set_index("sample_id")[features]
+        parts.append(spearman_table(m, f, min_patients=min_patients).assign(level="sample"))
+        measure_parts.append(m)
+        feature_parts.append(f)
+    if not parts:
+        empty = pd.DataFrame(columns=["level", "measure", "feature", "n", "rho", "rho_ci_low",
+                                      "rho_ci_high", "p", "q"])
+        return empty, pd.DataFrame(), pd.DataFrame()
+    result = pd.concat(parts, ignore_index=True)
+    result["q"] = benjamini_hochberg(result["p"])  # one family: every measure x feature pair
+    result = result[["level", *[c for c in result.columns if c != "level"]]]
+    return result, pd.concat(measure_parts), pd.concat(feature_parts)
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.1f}%" if np.isfinite(x) else "NA"
+
+
+def patient_answers(freqs: pd.DataFrame, classes: pd.DataFrame, responses: pd.Series,
+                    patients: list[str]) -> pd.DataFrame:
+    """Per patient, the answer in words: malignant fraction first and last, and whether each
+    resistant clone was detected at the first timepoint (frequency with 95% interval) or not
+    (below its 95% upper bound)."""
+    rows = []
+    for patient in patients:
+        f = freqs[freqs["patient_id"] == patient].drop_duplicates("sample_id").sort_values("timepoint_order")
+        c = classes[classes["patient_id"] == patient]
+        resistant = c[c["resistant"].astype(str).str.lower() == "true"]
+        parts = []
+        if len(f):
+            first, last = f.iloc[0], f.iloc[-1]
+            parts.append(f"malignant {_percent(first['malignant_fraction'])} at {first['timepoint']}"
+                         + (f" -> {_percent(last['malignant_fraction'])} at {last['timepoint']}"
+                            if len(f) > 1 else ""))
+        if c.empty:
+            parts.append("no clones")
+        elif resistant.empty:
+            parts.append(f"no resistant clone among {len(c)}")
+        for _, r in resistant.iterrows():
+            if str(r["detected_at_first"]).lower() == "true":
+                parts.append(f"resistant {r['clone']}: present at {r['first_timepoint']}, "
+                             f"{_percent(float(r['first_frequency']))} "
+                             f"({_percent(float(r['first_ci_low']))}-{_percent(float(r['first_ci_high']))})")
+            else:
+                parts.append(f"resistant {r['clone']}: not detected at {r['first_timepoint']}, "
+                             f"< {_percent(float(r['first_ci_high']))}")
+        rows.append({"patient_id": patient, "response": responses.get(patient, ""),
+                     "n_clones": len(c), "n_resistant": len(resistant),
+                     "answer": "\n".join(parts)})
+    return pd.DataFrame(rows, columns=["patient_id", "response", "n_clones", "n_resistant", "answer"])
