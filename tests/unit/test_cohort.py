@@ -130,11 +130,31 @@ def test_loo_auroc_separates_and_does_not_invent_separation():
     index = [f"P{i}" for i in range(20)]
     groups = pd.Series(["case"] * 10 + ["control"] * 10, index=index)
     separated = pd.Series(np.r_[rng.normal(3, 0.3, 10), rng.normal(0, 0.3, 10)], index=index)
-    result = cohort.loo_auroc(separated, groups, n_boot=300)
+    result = cohort.loo_auroc(separated, groups)
     assert result["loo_auroc"] == 1.0
+    # a perfect separation of 20 patients is not certainty: the interval stays below 1
+    assert 0.8 < result["loo_auroc_ci_low"] < 1.0 and result["loo_auroc_ci_high"] == 1.0
     noise = pd.Series(rng.normal(0, 1, 20), index=index)
-    result = cohort.loo_auroc(noise, groups, n_boot=300)
+    result = cohort.loo_auroc(noise, groups)
     assert result["loo_auroc_ci_low"] < 0.5 < result["loo_auroc_ci_high"]
+
+
+def test_auroc_interval_is_proper_and_covers_by_simulation():
+    low, high = cohort.auroc_interval(0.8, 10, 10)
+    assert 0.5 < low < 0.8 < high < 1
+    # narrower with more patients; a perfect separation of 4 vs 8 is still uncertain
+    assert cohort.auroc_interval(0.8, 40, 40)[0] > low
+    assert 0.5 < cohort.auroc_interval(1.0, 4, 8)[0] < 0.8
+    # coverage of the 95% interval for a true AUROC of 0.75 with 8 vs 8 patients
+    rng = np.random.default_rng(3)
+    shift = np.sqrt(2) * stats.norm.ppf(0.75)
+    covered = 0
+    for _ in range(400):
+        case, control = rng.normal(shift, 1, 8), rng.normal(0, 1, 8)
+        auc = (case[:, None] > control[None, :]).mean()
+        low, high = cohort.auroc_interval(auc, 8, 8)
+        covered += low <= 0.75 <= high
+    assert covered / 400 > 0.9
 
 
 def test_spearman_table_matches_scipy_with_an_interval():

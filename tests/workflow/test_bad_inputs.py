@@ -349,6 +349,39 @@ DRY_CASES = {
             "empty for sample(s) ['P1_relapse']: give every sample its batch"
         ],
     ),
+    # the cohort's tables: checked before any job
+    "patient_table_duplicated_row": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        files=lambda workdir: _write(workdir / TOY / "patients.tsv",
+                                     "patient_id\tresponse\nP1\trelapse\nP1\trelapse\n"),
+        config=lambda config: config.update(patients=f"{TOY}/patients.tsv"),
+        expect=["patient table resources/toy/patients.tsv: patient_id listed more than once in "
+                "row(s) 1, 2 (P1): give each patient one row"],
+    ),
+    "patient_table_unknown_response": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        files=lambda workdir: _write(workdir / TOY / "patients.tsv",
+                                     "patient_id\tresponse\nP1\tnon_responder\n"),
+        config=lambda config: config.update(patients=f"{TOY}/patients.tsv"),
+        expect=["patient table resources/toy/patients.tsv, column 'response': ['non_responder'] in "
+                "row(s) 1 are not among cohort.response_levels"],
+    ),
+    "measurement_not_a_number": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        files=lambda workdir: _write(workdir / TOY / "dst.tsv",
+                                     "patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t>10\n"),
+        config=lambda config: config.update(measurements=[f"{TOY}/dst.tsv"]),
+        expect=["measurement table resources/toy/dst.tsv, column 'value': not a number in row(s) 1 "
+                "(e.g. '>10')"],
+    ),
+    "contrast_with_an_unknown_response": Case(
+        ["P1_diagnosis", "P1_relapse"],
+        config=lambda config: config["cohort"]["contrasts"].update(
+            early_death={"case": ["induction_death"], "control": ["relapse"]}
+        ),
+        expect=["cohort.contrasts.early_death names response(s) ['induction_death'] that are not in "
+                "cohort.response_levels"],
+    ),
     "timepoint_order_out_of_range": Case(
         ["P1_diagnosis", "P1_relapse"],
         sheet=_set(0, "timepoint_order", "99999999999999999999"),
@@ -358,6 +391,10 @@ DRY_CASES = {
         ],
     ),
 }
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
 
 
 def _strip_suffix(path: Path) -> None:
@@ -390,6 +427,12 @@ LEGAL_DRY_CASES = {
     "comment_lines_and_commented_header": Case(
         ["P1_diagnosis", "P1_relapse"],
         files=lambda workdir: _comment(workdir / CASE_SHEET),
+    ),
+    "patient_table_missing_a_patient": Case(
+        ["P1_diagnosis", "P1_relapse", "P2_diagnosis"],
+        files=lambda workdir: _write(workdir / TOY / "patients.tsv",
+                                     "patient_id\tresponse\nP1\trelapse\nP9\trelapse\n"),
+        config=lambda config: config.update(patients=f"{TOY}/patients.tsv"),
     ),
     "excel_unicode_text": Case(
         ["P1_diagnosis", "P1_relapse"],

@@ -33,7 +33,7 @@ def test_monocytic_share_at_diagnosis_tells_refractory_from_responders(tests_tab
     assert (row["n_case"], row["n_control"]) == (4, 8)
     assert row["q"] < 0.05
     assert row["difference"] > 0 and row["difference_ci_low"] > 0  # the right sign
-    assert row["loo_auroc_ci_low"] > 0.5
+    assert row["loo_auroc_ci_low"] > 0.5 and row["auroc_ci_low"] > 0.5
 
 
 def test_venetoclax_follows_the_monocytic_share_and_the_noise_drug_does_not(cohort_run):
