@@ -26,7 +26,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     cache = workdir / ".cache"
     env.update(
         MPLBACKEND="Agg",
-        NUMBA_CACHE_DIR=str(cache / "numba"),
+        # one compiled-code cache for every run of the session (as `make` sets it): numba keys it
+        # by the library's source, which all the copies share
+        NUMBA_CACHE_DIR=os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".snakemake" / "numba-cache")),
         MPLCONFIGDIR=str(cache / "mpl"),
     )
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]

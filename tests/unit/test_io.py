@@ -667,3 +667,18 @@ def test_read_h5ad_normalised_without_counts_is_refused(tmp_path):
     src.write_h5ad(tmp_path / "norm.h5ad")
     with pytest.raises(InputError, match=r"norm\.h5ad \(sample 'S1'\) contains non-integer values"):
         io.read_counts(tmp_path / "norm.h5ad", sample_id="S1")
+
+
+def test_atomic_writer_removes_what_a_killed_writer_left(tmp_path):
+    """SIGKILL leaves the temporary file behind; the next writer of that target removes it, and
+    leaves other targets' temporary files alone."""
+    target = tmp_path / "cells_kept.h5ad"
+    stale = tmp_path / ".tmp-abc123-cells_kept.h5ad"
+    other = tmp_path / ".tmp-def456-ledger.tsv"
+    stale.write_text("half")
+    other.write_text("busy")
+    with io.atomic_target(target) as tmp:
+        Path(tmp).write_text("whole")
+    assert target.read_text() == "whole"
+    assert not stale.exists()
+    assert other.exists()

@@ -65,7 +65,6 @@ def cohort_run(tmp_path_factory) -> Path:
     if existing:
         return Path(existing)
     workdir = copy_repo(tmp_path_factory.mktemp("cohort"))
-    extra = ["--configfile", "resources/toy_cohort/config.yaml"]
-    snakemake(workdir, *extra)
-    snakemake(workdir, *extra, "--report", "results/report.html")
+    # the cohort's tables only: the report and per-patient figures are checked on the toy run
+    snakemake(workdir, "--configfile", "resources/toy_cohort/config.yaml", "cohort_answer")
     return workdir

@@ -359,6 +359,8 @@ def test_report_renders_in_chromium(toy_run, results, categories, tmp_path, reco
             assert (n_images, n_tables) == (n_png, len(results) - n_png)
 
             # the answer page comes first and has a panel for every patient
+            page.locator("nav ol li a").first.click()  # home breadcrumb
+            page.locator("nav ul li a").first.wait_for(state="visible", timeout=15_000)
             sections = [t.strip() for t in page.locator("nav ul li a").all_inner_texts()]
             assert sections[0] == "0. Answer", sections
             _open(page, "0. Answer", "Cohort", single=False)

@@ -10,13 +10,14 @@ from clonetrack import annotate, cohort, de, io, plotting_cohort, resistance, st
 cfg = snakemake.params.cohort
 seed = snakemake.params.seed
 patients = list(snakemake.params.patients)
-notes = list(snakemake.params.patient_notes) + list(snakemake.params.measurement_notes)
+notes = [("patient table", n) for n in snakemake.params.patient_notes]
+notes += [("measurements", n) for n in snakemake.params.measurement_notes]
 responses = pd.Series("", index=patients, dtype=str)
 if snakemake.input.patients:
     table, _ = cohort.read_patient_table(snakemake.input.patients[0], levels=cfg["response_levels"], sheet_patients=patients)
     responses.update(table["response"])
 else:
-    notes.append("no patient table (config: patients): the cohort tests need each patient's response")
+    notes.append(("patient table", "no patient table (config: patients): the cohort tests need each patient's response"))
 measurements, _ = cohort.read_measurements(snakemake.input.measurements, sheet_patients=patients, sheet_samples=snakemake.params.sheet)
 
 freqs = pd.read_csv(snakemake.input.frequencies, sep="\t", dtype={"patient_id": str, "sample_id": str, "clone": str})
@@ -47,7 +48,7 @@ if cfg["sccoda_samples"] and len(with_response):
     for name, contrast in cfg["contrasts"].items():
         groups = cohort.contrast_groups(with_response, contrast["case"], contrast["control"])
         if min((groups == "case").sum(), (groups == "control").sum()) < cfg["min_patients"]:
-            notes.append(f"scCODA {name}: fewer than {cfg['min_patients']} patients in a group; not run")
+            notes.append(("scCODA", f"{name}: fewer than {cfg['min_patients']} patients in a group; not run"))
             continue
         effects = cohort.composition_sccoda(first_cells, groups, num_samples=cfg["sccoda_samples"], seed=seed, fdr=cfg["sccoda_fdr"])
         compositions.append(effects.assign(contrast=name, compartment="malignant", timepoint="first"))
@@ -67,9 +68,9 @@ fig = plotting_cohort.correlation_panels(measure_matrix, feature_matrix, correla
 fig.savefig(snakemake.output.correlation_plot, dpi=100, bbox_inches="tight")
 plt.close(fig)
 
-for note in notes:
-    log.warning("%s", note)
-io.write_table_atomic(pd.DataFrame({"note": notes}), snakemake.output.notes, index=False)
+for scope, note in notes:
+    log.warning("%s: %s", scope, note)
+io.write_table_atomic(pd.DataFrame(notes, columns=["scope", "note"]), snakemake.output.notes, index=False)
 io.write_table_atomic(answers, snakemake.output.answers, index=False)
 io.write_table_atomic(tests, snakemake.output.tests, index=False)
 io.write_table_atomic(composition_table, snakemake.output.composition, index=False)

@@ -805,6 +805,11 @@ def atomic_target(path: os.PathLike | str) -> Iterator[str]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed outright (SIGKILL, out of memory) cannot clean up: the next writer of the
+    # same target removes what it left (one job writes a target at a time).
+    for stale in target.parent.glob(f".tmp-*-{target.name}"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=f"-{target.name}")
     os.close(fd)
     try:
