@@ -66,5 +66,5 @@ def cohort_run(tmp_path_factory) -> Path:
         return Path(existing)
     workdir = copy_repo(tmp_path_factory.mktemp("cohort"))
     # the cohort's tables only: the report and per-patient figures are checked on the toy run
-    snakemake(workdir, "--configfile", "resources/toy_cohort/config.yaml", "cohort_answer")
+    snakemake(workdir, "cohort_answer", "--configfile", "resources/toy_cohort/config.yaml")
     return workdir
