@@ -25,9 +25,11 @@ other_reference = metadata.obs["sample_id"].isin(reference_samples).to_numpy() &
 
 
 def expression(selected):
-    """Log-normalised expression of positioned genes for the selected cells, with their metadata."""
-    positioned = positions.index if positions is not None else []
-    part = store.read_parts(snakemake.input.merged, matrix="X", cells=selected, genes=lambda var: var.index.isin(positioned), obsm=False, uns=False)
+    """Log-normalised expression of the selected cells (positioned genes when copy number is
+    inferred), with their metadata."""
+    # copy number needs the positioned genes; without it the malignant call embeds all genes
+    genes = (lambda var: var.index.isin(positions.index)) if positions is not None else None
+    part = store.read_parts(snakemake.input.merged, matrix="X", cells=selected, genes=genes, obsm=False, uns=False)
     obs = metadata.obs[selected]
     if not part.obs_names.equals(obs.index):
         raise RuntimeError(f"{snakemake.input.merged} and {snakemake.input.cells} list different cells")
