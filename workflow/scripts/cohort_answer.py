@@ -35,7 +35,7 @@ scores = resistance.signature_scores(counts, meta, signatures, stem_types=tuple(
 
 composition = cohort.composition_features(obs, groups=cfg["cell_type_groups"])
 first = obs.sort_values("timepoint_order").drop_duplicates("patient_id").set_index("patient_id")["timepoint"].astype(str).to_dict()
-clone_table = cohort.clone_features(classes, freqs, first_timepoint=first)
+clone_table = cohort.clone_features(classes)
 features = cohort.feature_table(obs, composition, scores, clone_table)
 log.info("features: %d samples x %d features", len(features), len(cohort.feature_columns(features)))
 

@@ -38,8 +38,10 @@ METHODS = ("scaled", "score_genes")
 
 def _why_panel_misses(panel_genes, var_names) -> str:
     """What to fix when the panel's genes are not the data's: identifiers, organism or panel."""
+    from clonetrack.preflight import ENSEMBL_ID
+
     names = pd.Index(var_names.astype(str))
-    if names.str.match(r"ENS[A-Z]*G\d{6,}").mean() > 0.5:
+    if names.str.match(ENSEMBL_ID.pattern).mean() > 0.5:
         return f"the data's gene names are Ensembl ids (e.g. {names[0]}); give gene symbols"
     upper = set(names.str.upper())
     by_case = sorted(g for g in set(panel_genes) if g not in set(names) and g.upper() in upper)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from clonetrack.dynamics import benjamini_hochberg, percent
 from clonetrack.errors import InputError
 
 MEASUREMENT_COLUMNS = ("assay", "feature", "value")
@@ -208,17 +209,13 @@ def composition_features(obs: pd.DataFrame, *, groups: dict[str, list[str]]) -> 
     return pd.concat([out, share_all, share_mal, grouped], axis=1)
 
 
-def clone_features(classes: pd.DataFrame, freqs: pd.DataFrame, *, first_timepoint: dict) -> pd.DataFrame:
+def clone_features(classes: pd.DataFrame) -> pd.DataFrame:
     """Per patient: clones seen, resistant clones, and whether a resistant clone was detected at
-    the patient's first timepoint, with its frequency there or the bound below which it lay.
-
-    ``resistant_at_first_bound`` is the largest upper 95% bound of an undetected resistant clone
-    (its frequency could be that high and still escape detection)."""
+    the patient's first timepoint (NaN without resistant clones), with its frequency there."""
     rows = []
     for patient, g in classes.groupby("patient_id", sort=True):
         resistant = g[g["resistant"].astype(str).str.lower() == "true"]
         detected = resistant[resistant["detected_at_first"].astype(str).str.lower() == "true"]
-        undetected = resistant.drop(detected.index)
         rows.append(
             {
                 "patient_id": patient,
@@ -228,29 +225,14 @@ def clone_features(classes: pd.DataFrame, freqs: pd.DataFrame, *, first_timepoin
                 "clone:resistant_first_frequency": (
                     float(detected["first_frequency"].astype(float).sum()) if len(resistant) else np.nan
                 ),
-                "resistant_at_first_bound": (
-                    float(undetected["first_ci_high"].astype(float).max()) if len(undetected) else np.nan
-                ),
-                "first_timepoint": first_timepoint.get(patient, ""),
             }
         )
     return pd.DataFrame(rows, columns=["patient_id", "clone:n_clones", "clone:n_resistant",
-                                       "clone:resistant_at_first", "clone:resistant_first_frequency",
-                                       "resistant_at_first_bound", "first_timepoint"])
+                                       "clone:resistant_at_first", "clone:resistant_first_frequency"])
 
 
 # ----------------------------------------------------------------------------------------------
 # tests between response groups
-
-
-def benjamini_hochberg(p) -> np.ndarray:
-    """Adjusted p values (scipy's false_discovery_control), NaN kept in place."""
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = stats.false_discovery_control(p[ok], method="bh")
-    return out
 
 
 def _bootstrap_difference(case, control, rng, n_boot, confidence):
@@ -447,10 +429,7 @@ def feature_table(obs: pd.DataFrame, composition: pd.DataFrame, signatures: pd.D
         scores = signatures.set_index("sample_id").drop(columns=["n_cells"], errors="ignore")
         scores = scores[[c for c in scores.columns if not c.endswith("_n_cells")]]
         table = table.join(scores.add_prefix("signature:"))
-    table = table.reset_index().merge(
-        clones.drop(columns=["resistant_at_first_bound", "first_timepoint"]), on="patient_id",
-        how="left",
-    )
+    table = table.reset_index().merge(clones, on="patient_id", how="left")
     return table.sort_values(["patient_id", "timepoint_order"]).reset_index(drop=True)
 
 
@@ -544,10 +523,6 @@ def measure_correlations(table: pd.DataFrame, measurements: pd.DataFrame, *,
     return result, pd.concat(measure_parts), pd.concat(feature_parts)
 
 
-def _percent(x: float) -> str:
-    return f"{100 * x:.1f}%" if np.isfinite(x) else "NA"
-
-
 def patient_answers(freqs: pd.DataFrame, classes: pd.DataFrame, responses: pd.Series,
                     patients: list[str]) -> pd.DataFrame:
     """Per patient, the answer in words: malignant fraction first and last, and whether each
@@ -561,8 +536,8 @@ def patient_answers(freqs: pd.DataFrame, classes: pd.DataFrame, responses: pd.Se
         parts = []
         if len(f):
             first, last = f.iloc[0], f.iloc[-1]
-            parts.append(f"malignant {_percent(first['malignant_fraction'])} at {first['timepoint']}"
-                         + (f" -> {_percent(last['malignant_fraction'])} at {last['timepoint']}"
+            parts.append(f"malignant {percent(first['malignant_fraction'])} at {first['timepoint']}"
+                         + (f" -> {percent(last['malignant_fraction'])} at {last['timepoint']}"
                             if len(f) > 1 else ""))
         if c.empty:
             parts.append("no clones")
@@ -571,11 +546,11 @@ def patient_answers(freqs: pd.DataFrame, classes: pd.DataFrame, responses: pd.Se
         for _, r in resistant.iterrows():
             if str(r["detected_at_first"]).lower() == "true":
                 parts.append(f"resistant {r['clone']}: present at {r['first_timepoint']}, "
-                             f"{_percent(float(r['first_frequency']))} "
-                             f"({_percent(float(r['first_ci_low']))}-{_percent(float(r['first_ci_high']))})")
+                             f"{percent(float(r['first_frequency']))} "
+                             f"({percent(float(r['first_ci_low']))}-{percent(float(r['first_ci_high']))})")
             else:
                 parts.append(f"resistant {r['clone']}: not detected at {r['first_timepoint']}, "
-                             f"< {_percent(float(r['first_ci_high']))}")
+                             f"< {percent(float(r['first_ci_high']))}")
         rows.append({"patient_id": patient, "response": responses.get(patient, ""),
                      "n_clones": len(c), "n_resistant": len(resistant),
                      "answer": "\n".join(parts)})

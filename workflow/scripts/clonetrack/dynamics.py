@@ -71,20 +71,13 @@ def detection_limit(n, *, probability: float = 0.95) -> np.ndarray:
 
 
 def benjamini_hochberg(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values; NaN entries stay NaN and are not counted."""
+    """Benjamini-Hochberg adjusted p-values (scipy's ``false_discovery_control``); NaN entries
+    stay NaN and are not counted."""
     p = np.asarray(p, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    q = p[ok]
-    order = np.argsort(q)
-    scaled = q[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(scaled[::-1])[::-1]
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok], method="bh")
     return out
 
 
@@ -373,7 +366,7 @@ def compare_timepoints(
     return out
 
 
-def _pct(x: float) -> str:
+def percent(x: float) -> str:
     return f"{100 * x:.1f}%" if np.isfinite(x) else "NA"
 
 
@@ -459,23 +452,23 @@ def classify_clones(
         elif k1 == 0 and later_present:
             cls = "emergent"
             limit = float(detection_limit([n1], probability=confidence)[0])
-            ev = (f"not detected at {t1} among {n1} malignant cells (frequency < {_pct(hi1)} at "
-                  f"{lvl} confidence; detection limit {_pct(limit)}); {k2}/{n2} ({_pct(f2)}) "
+            ev = (f"not detected at {t1} among {n1} malignant cells (frequency < {percent(hi1)} at "
+                  f"{lvl} confidence; detection limit {percent(limit)}); {k2}/{n2} ({percent(f2)}) "
                   f"at {t2}.")
         elif k2 == 0:
             if hi2 < absent_upper:
                 cls = "eliminated"
                 limit = float(detection_limit([n2], probability=confidence)[0])
-                ev = (f"{k1}/{n1} ({_pct(f1)}) at {t1}; none of {n2} malignant cells at {t2} "
-                      f"(frequency < {_pct(hi2)} at {lvl} confidence; detection limit "
-                      f"{_pct(limit)}).")
+                ev = (f"{k1}/{n1} ({percent(f1)}) at {t1}; none of {n2} malignant cells at {t2} "
+                      f"(frequency < {percent(hi2)} at {lvl} confidence; detection limit "
+                      f"{percent(limit)}).")
             else:
                 cls = "undetermined"
-                ev = (f"{k1}/{n1} ({_pct(f1)}) at {t1}; none of {n2} malignant cells at {t2}, "
-                      f"too few to exclude a frequency up to {_pct(hi2)}.")
+                ev = (f"{k1}/{n1} ({percent(f1)}) at {t1}; none of {n2} malignant cells at {t2}, "
+                      f"too few to exclude a frequency up to {percent(hi2)}.")
         else:
             fold = f2 / f1
-            change = (f"{k1}/{n1} ({_pct(f1)}) at {t1} to {k2}/{n2} ({_pct(f2)}) at {t2}, "
+            change = (f"{k1}/{n1} ({percent(f1)}) at {t1} to {k2}/{n2} ({percent(f2)}) at {t2}, "
                       f"{fold:.2f}-fold, Fisher p = {p:.2g}, BH-adjusted {q:.2g}")
             if sig and fold >= min_fold:
                 cls, ev = "expanding", change + "."

@@ -525,6 +525,17 @@ def _holds_counts(matrix) -> bool:
 # dense genes x cells text (GEO)
 
 
+def dense_layout(header: str, first: str) -> tuple[str, list[str], list[str], int]:
+    """Separator, header fields, cell barcodes and the number of fields of the first gene row of
+    a genes x cells text table, from its first two lines."""
+    sep = "\t" if "\t" in header else ","
+    fields = next(csv.reader([header], delimiter=sep), [])
+    n_fields = len(next(csv.reader([first], delimiter=sep), []))
+    # R's write.table omits the corner cell: the header is then all barcodes
+    barcodes = fields if len(fields) == n_fields - 1 else fields[1:]
+    return sep, fields, barcodes, n_fields
+
+
 def _read_dense(path: Path, sample_id: str) -> ad.AnnData:
     with _gzip_guard(path, sample_id), _open_text(path) as fh:
         header = fh.readline().rstrip("\r\n")
@@ -539,11 +550,7 @@ def _read_dense(path: Path, sample_id: str) -> ad.AnnData:
             f"{path} (sample '{sample_id}') has a header but no genes: supply a genes x cells "
             "table with one row per gene"
         )
-    sep = "\t" if "\t" in header else ","
-    fields = next(csv.reader([header], delimiter=sep))
-    n_fields = len(next(csv.reader([first], delimiter=sep)))
-    # R's write.table omits the corner cell: the header is then all barcodes
-    barcodes = fields if len(fields) == n_fields - 1 else fields[1:]
+    sep, fields, barcodes, n_fields = dense_layout(header, first)
     if len(barcodes) != n_fields - 1 or not barcodes:
         raise InputError(
             f"{path} (sample '{sample_id}') has {len(fields)} header fields but its first gene row "

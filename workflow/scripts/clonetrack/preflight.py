@@ -81,25 +81,16 @@ def gene_names(path: str, fmt: str = "") -> tuple[pd.Index | None, bool]:
     if fmt == "h5ad":
         return _h5ad_index(p, "var"), True
     with io._open_text(p) as fh:
-        fh.readline()
-        rows = csv.reader((fh.readline() for _ in range(DENSE_GENE_ROWS)), delimiter=_sep(p))
+        sep = "\t" if "\t" in fh.readline() else ","
+        rows = csv.reader((fh.readline() for _ in range(DENSE_GENE_ROWS)), delimiter=sep)
         return pd.Index([r[0] for r in rows if r]), False
-
-
-def _sep(path: Path) -> str:
-    with io._open_text(path) as fh:
-        return "\t" if "\t" in fh.readline() else ","
 
 
 def _dense_header(path: Path) -> list[str]:
     with io._open_text(path) as fh:
         header = fh.readline().rstrip("\r\n")
         first = fh.readline().rstrip("\r\n")
-    sep = "\t" if "\t" in header else ","
-    fields = next(csv.reader([header], delimiter=sep), [])
-    n_fields = len(next(csv.reader([first], delimiter=sep), []))
-    # R's write.table omits the corner cell: the header is then all barcodes
-    return fields if len(fields) == n_fields - 1 else fields[1:]
+    return io.dense_layout(header, first)[2]
 
 
 def _h5_strings(path: Path, keys: Iterable[str]) -> pd.Index | None:
