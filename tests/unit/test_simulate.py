@@ -309,3 +309,33 @@ def test_genotype_reads_follow_the_planted_clones(genes):
     assert (per_variant == 1).all() and len(per_variant) >= 2
     # a read table the workflow accepts
     assert set(table.columns) == set(genotypes.GENOTYPE_COLUMNS)
+
+
+def test_mouse_cohort_has_mouse_names_and_barcodes_that_mark_its_clones(tmp_path):
+    from clonetrack.io import read_counts
+    from clonetrack.simulate import simulate_mouse_cohort
+
+    root = Path(__file__).resolve().parents[2]
+    positions = pd.read_csv(root / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t")
+    panel = pd.read_csv(root / "resources/markers/mouse_marrow_markers.tsv", sep="\t")
+    cohort = simulate_mouse_cohort(
+        positions=positions.rename(columns={"gene": "symbol"}), panel=panel, n_cells_per_sample=60,
+    )
+    names = cohort.adatas["M1_baseline"].var_names
+    assert names.str.startswith("mt-").sum() == 13 and not names.str.startswith("MT-").any()
+    assert {"Hba-a1", "Hba-a2", "Hbb-bs"} <= set(names)
+    assert len(set(panel["gene"]) & set(names)) >= 60  # the panel's genes are planted
+    assert not names.str.fullmatch(r"[A-Z0-9]{3,}").any()  # no human-style symbol left
+    sheet = write_cohort(cohort, tmp_path, formats={"M1": "10x_mtx", "M2": "10x_mtx"})
+    barcode_of = cohort.clones.set_index("clone")["lineage_barcode"]
+    for sid in sheet["sample_id"]:
+        obs = cohort.adatas[sid].obs.set_index("barcode")
+        lineage = read_counts(tmp_path / f"lineage/{sid}", sample_id=sid, feature_type=None)
+        counts = pd.DataFrame(lineage.X.toarray(), index=lineage.obs["barcode"], columns=lineage.var_names)
+        top = counts.idxmax(axis=1).where(counts.max(axis=1) >= 2)
+        leukaemic = obs["malignant"] & ~obs["doublet"]
+        shown = top[leukaemic].notna()
+        assert 0.7 < shown.mean() < 0.95  # 15% dropout
+        expected = obs.loc[leukaemic, "clone"].map(barcode_of)
+        assert (top[leukaemic][shown] == expected[shown]).all()
+        assert top[~obs["malignant"]].isna().all()  # host cells: at most one ambient UMI

@@ -68,3 +68,17 @@ def cohort_run(tmp_path_factory) -> Path:
     # the cohort's tables only: the report and per-patient figures are checked on the toy run
     snakemake(workdir, "cohort_answer", "--configfile", "resources/toy_cohort/config.yaml")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def mouse_run(tmp_path_factory) -> Path:
+    """The barcoded mouse toy (resources/toy_mouse: two mice at baseline and relapse, mouse gene
+    symbols, lentiviral-barcode matrices) with organism: mouse, up to the clone classes."""
+    existing = os.environ.get("CLONETRACK_MOUSE_RUN")
+    if existing:
+        return Path(existing)
+    workdir = copy_repo(tmp_path_factory.mktemp("mouse"))
+    snakemake(
+        workdir, "results/tables/clones/classes.tsv", "--configfile", "resources/toy_mouse/config.yaml"
+    )
+    return workdir

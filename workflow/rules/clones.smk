@@ -3,7 +3,7 @@ rule define_clones:
         unpack(clone_inputs),
         merged="results/merged/adata.h5ad",
         cells="results/annotate/cells.h5ad",
-        positions=config["clones"]["cnv"]["gene_positions"],
+        positions=gene_positions_input(),
         normal_reference=normal_reference_input(),
     output:
         cells="results/clones/patient~{patient}/cells.tsv.gz",
@@ -26,6 +26,7 @@ rule define_clones:
     params:
         sources=clone_sources,
         clones=config["clones"],
+        cnv_off_reason=CNV_OFF_REASON or "",
         healthy=HEALTHY,
         target_sum=config["preprocess"]["target_sum"],
         seed=config["seed"],

@@ -9,10 +9,15 @@ sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from clonetrack.annotate import load_markers  # noqa: E402
 from clonetrack.cohort import read_measurements, read_patient_table  # noqa: E402
 from clonetrack.errors import InputError  # noqa: E402
+from clonetrack.organism import apply_preset, cnv_unavailable_reason  # noqa: E402
 from clonetrack.preflight import check_sample_files  # noqa: E402
 from clonetrack.sheet import healthy_samples, read_sample_sheet  # noqa: E402
 
 validate(config, "../../config/schemas/config.schema.yaml")
+# Settings left null take the organism's preset; rules below read the completed config.
+_completed, ORGANISM_PRESET = apply_preset(config, basedir=workflow.basedir)
+config.update(_completed)
+CNV_OFF_REASON = cnv_unavailable_reason(config)
 
 SAMPLES = read_sample_sheet(config["samples"])
 PATIENTS = sorted(SAMPLES["patient_id"].unique())
@@ -107,9 +112,15 @@ wildcard_constraints:
     method="harmony|scvi|none",
 
 
-def counts_path(wildcards):
-    """Counts file or folder of a sample, resolved against the sheet's folder."""
-    return SAMPLES.loc[wildcards.sample, "path"]
+def qc_inputs(wildcards):
+    """A sample's counts (its cells' matrix and/or its unfiltered droplet matrix), as named in
+    the sheet and resolved against its folder."""
+    row = SAMPLES.loc[wildcards.sample]
+    return {
+        name: row[column]
+        for name, column in (("counts", "path"), ("raw", "raw_path"))
+        if row.get(column, "")
+    }
 
 
 def sample_row(wildcards):
@@ -135,6 +146,11 @@ def clone_inputs(wildcards):
         "lineage": [p for p in rows.get("lineage_barcodes", []) if p],
         "genotypes": [p for p in rows.get("genotypes", []) if p],
     }
+
+
+def gene_positions_input():
+    """The gene-position table of copy number, or nothing when copy number is not inferred."""
+    return [] if CNV_OFF_REASON else [config["clones"]["cnv"]["gene_positions"]]
 
 
 def normal_reference_input():

@@ -1,6 +1,6 @@
 rule qc_sample:
     input:
-        counts=counts_path,
+        unpack(qc_inputs),
     output:
         kept="results/qc/{sample}/cells_kept.h5ad",
         cells="results/qc/{sample}/cells.tsv",

@@ -17,7 +17,15 @@ lineage = {s: io.read_counts(p["lineage_barcodes"], sample_id=s, feature_type=No
 genotype_tables = {s: genotypes.read_genotype_table(p["genotypes"], sample_id=s) for s, p in sources.items() if p.get("genotypes")}
 healthy = tuple(snakemake.params.healthy)
 cnv_cfg = dict(cfg["cnv"])
-positions = cnv.load_gene_positions(cnv_cfg.pop("gene_positions")) if cfg["infer_cnv"] else None
+positions_path = cnv_cfg.pop("gene_positions")
+cnv_off_reason = snakemake.params.cnv_off_reason
+positions = None
+if not cnv_off_reason:
+    positions = cnv.load_gene_positions(positions_path)
+    cnv_off_reason = cnv.unpositioned_reason(store.var_names(snakemake.input.merged), positions, source=positions_path)
+    if cnv_off_reason:
+        log.warning("patient %s: %s", patient, cnv_off_reason)
+        positions = None
 # Healthy donors of the sheet join every patient's copy-number reference.
 reference_samples = tuple(sorted(set(cnv_cfg.pop("reference_samples")) | set(healthy)))
 own = (metadata.obs["patient_id"] == patient).to_numpy()
@@ -51,11 +59,11 @@ def normal_reference():
 
 # Copy-number inference needs the expression of positioned genes; other sources need only metadata.
 adata = expression(own)
-reference_cells = expression(other_reference) if cfg["infer_cnv"] and other_reference.any() else None
+reference_cells = expression(other_reference) if positions is not None and other_reference.any() else None
 cnv_cfg["reference_categories"] = tuple(cnv_cfg.pop("reference_cell_types"))
 cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
     adata, patient_id=patient, clone_tables=tables, lineage_counts=lineage, lineage_params=cfg["lineage"],
-    min_confidence=cfg["min_confidence"], cnv_positions=positions, cnv_params={**cnv_cfg, "random_state": snakemake.params.seed},
+    min_confidence=cfg["min_confidence"], cnv_positions=positions, cnv_off_reason=cnv_off_reason or "", cnv_params={**cnv_cfg, "random_state": snakemake.params.seed},
     cnv_reference_samples=reference_samples, reference_cells=reference_cells,
     genotype_tables=genotype_tables, genotype_params=cfg["genotypes"], healthy_samples=healthy,
     malignant_params=cfg["malignant"], source_precedence=tuple(cfg["source_precedence"]),

@@ -4,6 +4,10 @@
 a patient table and a drug-sensitivity table): ``make_toy.py resources/toy_cohort --responses``
 (it reads ``resources/toy/genes.tsv`` unless the folder has its own).
 
+``--mouse`` writes the barcoded mouse toy (two mice at baseline and relapse, lentiviral-barcode
+matrices, mouse gene symbols, the bundled mouse marker panel): ``make_toy.py resources/toy_mouse
+--mouse --seed 2``.
+
 Reads the gene table ``<outdir>/genes.tsv``; with ``--positions`` (a headerless symbol, chromosome,
 start, end file such as inferCNV's GENCODE v27 gene ordering file) it first rebuilds that table.
 """
@@ -19,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clonetrack.simulate import (  # noqa: E402
     select_genes,
     simulate_cohort,
+    simulate_mouse_cohort,
     simulate_response_cohort,
     write_cohort,
 )
@@ -32,7 +37,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-genes", type=int, default=2500)
     parser.add_argument("--n-cells", type=int, default=480, help="good cells per sample")
     parser.add_argument("--responses", action="store_true", help="the toy cohort by response")
+    parser.add_argument("--mouse", action="store_true", help="the barcoded mouse toy")
     args = parser.parse_args(argv)
+    repo = Path(__file__).resolve().parents[2]
+    if args.mouse:
+        cohort = simulate_mouse_cohort(
+            positions=pd.read_csv(repo / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t").rename(
+                columns={"gene": "symbol"}
+            ),
+            panel=pd.read_csv(repo / "resources/markers/mouse_marrow_markers.tsv", sep="\t"),
+            seed=args.seed,
+        )
+        print(write_cohort(cohort, args.outdir, formats={p: "10x_mtx" for p in ("M1", "M2")}))
+        return
 
     if args.positions:
         # The inferCNV file has CRLF line ends and a stray trailing tab on some rows.
@@ -43,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     elif (args.outdir / "genes.tsv").is_file():
         genes = pd.read_csv(args.outdir / "genes.tsv", sep="\t")
     else:
-        genes = pd.read_csv(Path(__file__).resolve().parents[2] / "resources/toy/genes.tsv", sep="\t")
+        genes = pd.read_csv(repo / "resources/toy/genes.tsv", sep="\t")
     if args.responses:
         cohort = simulate_response_cohort(genes=genes, seed=args.seed)
     else:

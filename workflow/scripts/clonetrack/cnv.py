@@ -60,6 +60,24 @@ def load_gene_positions(path: str | PathLike) -> pd.DataFrame:
     return table.set_index("gene")[["chromosome", "start", "end"]]
 
 
+def unpositioned_reason(
+    genes: pd.Index, positions: pd.DataFrame, *, source: str = "", min_fraction: float = 0.5
+) -> str | None:
+    """Why copy number cannot be inferred on these genes, or ``None`` when enough have a position.
+
+    Measured on all of the data's genes, before any are dropped for lacking a position (another
+    organism's symbols, or identifiers that are not symbols, leave most genes unpositioned).
+    """
+    hit = pd.Index(genes).astype(str).isin(positions.index)
+    if len(hit) and hit.mean() >= min_fraction:
+        return None
+    return (
+        f"only {int(hit.sum())} of {len(hit)} genes ({hit.mean() if len(hit) else 0:.1%}) have a "
+        f"position in {source or 'the gene-position table'}, fewer than {min_fraction:.0%}: "
+        "copy number skipped (another organism's genes? set organism or clones.cnv.gene_positions)"
+    )
+
+
 def add_gene_positions(
     adata: ad.AnnData,
     positions: pd.DataFrame,

@@ -50,6 +50,7 @@ def define_patient_clones(
     min_confidence: float | None,
     cnv_positions: pd.DataFrame | None,
     cnv_params: dict,
+    cnv_off_reason: str = "clones.infer_cnv is off",
     cnv_reference_samples: tuple[str, ...] = (),
     reference_cells: AnnData | None = None,
     genotype_tables: dict[str, pd.DataFrame] | None = None,
@@ -77,6 +78,9 @@ def define_patient_clones(
         Minimum confidence for given clone assignments (``None`` keeps all).
     cnv_positions
         Gene positions for copy-number inference; ``None`` disables it.
+    cnv_off_reason
+        Why copy number is not inferred when ``cnv_positions`` is ``None`` (the clone-source
+        report's note).
     cnv_params
         Keyword arguments of :func:`clonetrack.cnv.infer_cnv`; its ``reference_categories``
         (the lymphoid types) are also the normal seeds of the malignant call.
@@ -131,7 +135,7 @@ def define_patient_clones(
     unmatched = []
 
     # Copy number over all of the patient's cells: evidence everywhere, clones where chosen.
-    cnv_adata, cnv_note = None, "clones.infer_cnv is off"
+    cnv_adata, cnv_note = None, cnv_off_reason
     if cnv_positions is not None:
         cnv_adata, cnv_note = _infer_patient_cnv(
             adata, patient_id, cnv_positions, cnv_params, cnv_reference_samples, reference_cells
@@ -236,6 +240,8 @@ def define_patient_clones(
                 f" ({cnv_note})" if cnv_note else ""
             )
         adata.obs.loc[in_sample, "clone_source"] = source
+        # copy number is evidence of malignancy for every sample: say why it is missing
+        cnv_skipped = f"copy number: {cnv_note}" if cnv_adata is None and cnv_note and cnv_note not in note else ""
         reports.append(
             {
                 "sample_id": sample_id,
@@ -245,7 +251,7 @@ def define_patient_clones(
                 "n_malignant": int(adata.obs.loc[in_sample, "malignant"].astype(bool).sum()),
                 "n_low_confidence": n_low,
                 "n_table_rows_unmatched": n_rows_unmatched,
-                "note": "; ".join(n for n in (note, malignant_note) if n),
+                "note": "; ".join(n for n in (note, malignant_note, cnv_skipped) if n),
             }
         )
     cells = adata.obs[CELL_COLUMNS].copy()

@@ -244,8 +244,10 @@ def gene_problems(
         problems.append(
             f"{where}: its gene names are {style[data_mouse]} symbols ({_examples(names[:200:40])}) "
             f"but the marker panel {panel_path} uses {style[panel_mouse]} symbols "
-            f"({_examples(panel_genes)}): set annotation.markers to a panel of the data's organism, "
-            "and qc.mito_prefix, qc.ribo_prefixes and qc.hb_pattern to its gene names"
+            f"({_examples(panel_genes)}): set organism to the data's species (organism: "
+            f"{'mouse' if data_mouse else 'human'}), which sets the marker panel and the QC gene "
+            "patterns, or set annotation.markers and qc.mito_prefix, qc.ribo_prefixes and "
+            "qc.hb_pattern yourself"
         )
     elif complete:
         present = panel_genes.isin(names)
@@ -305,6 +307,14 @@ def _source_barcodes(column: str, path: str, sample_id: str) -> tuple[str, pd.In
     return "lineage-barcode matrix", matrix_barcodes(path)
 
 
+def _counts_of(row) -> tuple[str, str]:
+    """The counts a sample's checks read, with their format: its cells' matrix, else the raw one
+    (whose format is detected)."""
+    if row.get("path", ""):
+        return row["path"], row.get("format", "")
+    return row["raw_path"], ""
+
+
 def check_sample_files(
     samples: pd.DataFrame,
     *,
@@ -343,7 +353,7 @@ def check_sample_files(
     all_counts = {}
     for sample_id, row in samples.iterrows():
         try:
-            counts = all_counts[sample_id] = matrix_barcodes(row["path"], row.get("format", ""))
+            counts = all_counts[sample_id] = matrix_barcodes(*_counts_of(row))
         except _READ_ERRORS:
             continue  # the QC job's reader names what is wrong with the counts
         sources = [c for c in ("clones", "lineage_barcodes", "genotypes") if row.get(c, "")]
@@ -355,7 +365,7 @@ def check_sample_files(
                 continue
             if counts is None or barcodes is None:
                 continue
-            overlap, text = overlap_message(what, row[column], sample_id, barcodes, counts, row["path"])
+            overlap, text = overlap_message(what, row[column], sample_id, barcodes, counts, _counts_of(row)[0])
             if overlap.fraction < min_matched_barcodes:
                 problems.append(
                     f"{text} (clones.min_matched_barcodes is {min_matched_barcodes:.0%})"
@@ -365,12 +375,12 @@ def check_sample_files(
     problems += _same_cells({s: b for s, b in all_counts.items() if b is not None})
     for sample_id, row in _first_samples(samples).iterrows():
         try:
-            names, complete = gene_names(row["path"], row.get("format", ""))
+            names, complete = gene_names(*_counts_of(row))
         except _READ_ERRORS:
             continue  # the QC job's reader names what is wrong with the counts
         if names is not None and len(names):
             problems += gene_problems(
-                sample_id, row["path"], names, complete,
+                sample_id, _counts_of(row)[0], names, complete,
                 qc=qc, panel_genes=panel_genes, panel_path=panel_path,
             )
     if problems:

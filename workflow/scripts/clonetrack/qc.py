@@ -27,6 +27,10 @@ REMOVAL_REASONS = (
 )
 
 
+#: QC settings naming genes, which an organism preset fills (clonetrack.organism).
+GENE_PATTERN_SETTINGS = ("mito_prefix", "ribo_prefixes", "hb_pattern")
+
+
 @dataclass(frozen=True)
 class QCParams:
     """Thresholds of the QC step; field names match the `qc:` section of the config."""
@@ -50,6 +54,8 @@ class QCParams:
         values = {k: v for k, v in qc_config.items() if k != "overrides"}
         if sample_id is not None:
             values.update((qc_config.get("overrides") or {}).get(sample_id, {}))
+        # null gene patterns are the organism's (clonetrack.organism fills them in the workflow)
+        values = {k: v for k, v in values.items() if not (k in GENE_PATTERN_SETTINGS and v is None)}
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise InputError(

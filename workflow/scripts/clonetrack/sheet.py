@@ -26,13 +26,15 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "timepoint_order",
     "path",
 )
-"""Columns every sheet must have, each non-empty in every row."""
+"""Columns every sheet must have, each non-empty in every row (``path`` may be empty where the
+row gives ``raw_path``: its cells are then called from the unfiltered matrix)."""
 
-PATH_COLUMNS: tuple[str, ...] = ("path", "clones", "lineage_barcodes", "genotypes")
+PATH_COLUMNS: tuple[str, ...] = ("path", "raw_path", "clones", "lineage_barcodes", "genotypes")
 """Columns holding paths relative to the sheet's folder."""
 
 KNOWN_COLUMNS: frozenset[str] = frozenset(
-    REQUIRED_COLUMNS + ("format", "clones", "lineage_barcodes", "genotypes", "healthy")
+    REQUIRED_COLUMNS
+    + ("raw_path", "format", "clones", "lineage_barcodes", "genotypes", "healthy")
 )
 """Columns with a meaning to clonetrack; every other column is a sample covariate."""
 
@@ -173,6 +175,18 @@ def _check_design(df: pd.DataFrame, sheet: Path) -> list[str]:
                     "specimen) or relabel the timepoints"
                 )
     return problems
+
+
+def _counts_given(df: pd.DataFrame, sheet: Path) -> list[str]:
+    """Every row names its counts: the filtered matrix (``path``), the raw one, or both."""
+    raw = df["raw_path"] if "raw_path" in df.columns else pd.Series("", index=df.index)
+    return [
+        f"{_describe_row(sheet, i, df.at[idx, 'sample_id'])}: column 'path' is empty: give the "
+        "counts of the sample's cells (path), or its unfiltered droplet matrix (raw_path) to call "
+        "cells from"
+        for i, idx in enumerate(df.index, start=1)
+        if df.at[idx, "path"] == "" and raw.get(idx, "") == ""
+    ]
 
 
 def _resolve_paths(df: pd.DataFrame, sheet: Path) -> list[str]:
@@ -343,6 +357,7 @@ def read_sample_sheet(
     schema_dict = _load_schema(schema if schema is not None else schema_path())
     _raise(_schema_problems(df, schema_dict, sheet))
     _raise(_check_design(df, sheet))
+    _raise(_counts_given(df, sheet))
     _raise(_resolve_paths(df, sheet))
     _raise(_shared_paths(df, sheet))
 

@@ -137,8 +137,8 @@ _EXCLUDE_RANDOM = (
 )
 
 
-def _required_genes() -> list[str]:
-    genes = [g for markers in CELL_TYPE_MARKERS.values() for g in markers]
+def _required_genes(markers: dict[str, list[str]] | None = None) -> list[str]:
+    genes = [g for m in (markers or CELL_TYPE_MARKERS).values() for g in m]
     genes += LSC17 + APOPTOSIS + MONOCYTIC + INTERFERON + MT_GENES + HB_GENES
     genes += [g for v in SEX_GENES.values() for g in v]
     return list(dict.fromkeys(genes))
@@ -157,6 +157,7 @@ def select_genes(
     n_oxphos: int = 40,
     n_ribo: int = 40,
     seed: int = 0,
+    markers: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
     """Choose the simulated gene set from a gene-position table.
 
@@ -172,6 +173,8 @@ def select_genes(
         Oxidative-phosphorylation and ribosomal-protein genes to include.
     seed
         Random seed.
+    markers
+        Marker genes per cell type (default :data:`CELL_TYPE_MARKERS`), always included.
 
     Returns
     -------
@@ -186,7 +189,7 @@ def select_genes(
     rng = np.random.default_rng([seed, 7])
     pos = positions.drop_duplicates("symbol").set_index("symbol", drop=False)
     sym = pos["symbol"].astype(str)
-    chosen = [g for g in _required_genes() if g in pos.index]
+    chosen = [g for g in _required_genes(markers) if g in pos.index]
     oxphos = sorted(sym[sym.str.match(OXPHOS_PATTERN)])
     ribo = sorted(sym[sym.str.match(RIBO_PATTERN) & pos["chromosome"].isin(_AUTOSOMES)])
     chosen += list(rng.choice(oxphos, size=min(n_oxphos, len(oxphos)), replace=False))
@@ -241,6 +244,7 @@ class SimulatedCohort:
     genotypes: dict[str, pd.DataFrame] = field(default_factory=dict)
     patients: pd.DataFrame = field(default_factory=pd.DataFrame)
     measurements: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lineage: dict[str, ad.AnnData] = field(default_factory=dict)
 
 
 def _pick(rng, pool, n, exclude=()):
@@ -303,6 +307,7 @@ def simulate_cohort(
     genotype_depth: float = 1.0,
     responses: dict[str, str] | None = None,
     timepoints: dict[str, str] | None = None,
+    markers: dict[str, list[str]] | None = None,
 ) -> SimulatedCohort:
     """Simulate longitudinal AML marrow scRNA-seq counts with planted truth.
 
@@ -346,6 +351,9 @@ def simulate_cohort(
     timepoints
         Timepoints to write, as {timepoint of :data:`TIMEPOINTS`: label in the sheet}; default all,
         under their own names.
+    markers
+        Marker genes per cell type of :data:`NORMAL_COMPOSITION`; default
+        :data:`CELL_TYPE_MARKERS`.
 
     Returns
     -------
@@ -357,8 +365,9 @@ def simulate_cohort(
     symbols = genes["symbol"].astype(str).to_numpy()
     n_genes = len(symbols)
     gidx = {g: i for i, g in enumerate(symbols)}
-    present = [g for g in _required_genes() if g in gidx]
-    if len(present) < len(_required_genes()) // 2:
+    markers = markers or CELL_TYPE_MARKERS
+    present = [g for g in _required_genes(markers) if g in gidx]
+    if len(present) < len(_required_genes(markers)) // 2:
         raise InputError(
             "gene table holds too few of the simulator's marker genes; build it with select_genes "
             "from a human gene-position file"
@@ -379,7 +388,7 @@ def simulate_cohort(
     mt_profile = np.where(is_mt, rng.lognormal(0, 0.5, n_genes), 0.0)
     dispersion = rng.lognormal(np.log(DISPERSION_MEDIAN), 0.4, n_genes)
 
-    special = set(_required_genes()) | set(symbols[is_ribo]) | set(symbols[is_mt])
+    special = set(_required_genes(markers)) | set(symbols[is_ribo]) | set(symbols[is_mt])
     special |= set(symbols[pd.Series(symbols).str.match(OXPHOS_PATTERN).to_numpy()])
     # Random programme and planted genes come from moderately expressed background genes, so
     # planted effects are measurable.
@@ -399,11 +408,11 @@ def simulate_cohort(
                 prog[t][gidx[g]] *= f
                 programme_rows.append((t, g, f, f"lineage:{lineage}"))
     for t in types:
-        markers = [g for g in CELL_TYPE_MARKERS[t] if g in gidx]
-        fc = np.exp(rng.uniform(np.log(4), np.log(20), len(markers)))
+        planted = [g for g in markers[t] if g in gidx]
+        fc = np.exp(rng.uniform(np.log(4), np.log(20), len(planted)))
         own = _pick(rng, background, 30)
         fc_own = np.exp(rng.uniform(np.log(2), np.log(8), len(own)))
-        for g, f in zip(markers, fc, strict=True):
+        for g, f in zip(planted, fc, strict=True):
             prog[t][gidx[g]] *= f
             programme_rows.append((t, g, f, "marker"))
         for g, f in zip(own, fc_own, strict=True):
@@ -648,6 +657,10 @@ def simulate_cohort(
             malignant = np.concatenate([mal[keep], mal_db])
             low_quality = np.concatenate([lq[keep], np.zeros(len(pair_a), bool)])
             doublet = np.concatenate([np.zeros(first, bool), np.ones(len(pair_a), bool)])
+            # The second parent's type: a doublet is heterotypic when it differs from cell_type.
+            partner = np.concatenate(
+                [np.repeat("", first), np.array(types)[t_all[pair_a + 1]]]
+            ).astype(object)
 
             # Shuffle cell order and assign unique 16-mer barcodes.
             order = srng.permutation(len(X))
@@ -664,6 +677,7 @@ def simulate_cohort(
                     "clone": clone[order].astype(str),
                     "low_quality": low_quality[order],
                     "doublet": doublet[order],
+                    "doublet_partner": partner[order],
                 }
             )
             obs.index = sid + "_" + obs["barcode"]
@@ -887,6 +901,138 @@ def _given_clone_table(obs, clone_names, coverage, rng, patient, seed) -> pd.Dat
     return pd.concat([table, extra], ignore_index=True)
 
 
+#: Mouse (MGI) symbols of the simulator's human genes where the case rule of :func:`mouse_symbol`
+#: does not give them.
+MOUSE_SYMBOLS = {"HBA1": "Hba-a1", "HBA2": "Hba-a2", "HBB": "Hbb-bs", "MT-CYB": "mt-Cytb"}
+
+
+def mouse_symbol(human: str, panel: dict[str, str] | None = None) -> str:
+    """The mouse spelling of a human symbol: a panel gene as the panel writes it, then
+    :data:`MOUSE_SYMBOLS`, mitochondrial genes as ``mt-Co1``, the rest in title case (``Cd34``)."""
+    if panel and human in panel:
+        return panel[human]
+    if human in MOUSE_SYMBOLS:
+        return MOUSE_SYMBOLS[human]
+    if human.startswith("MT-"):
+        return "mt-" + human[3:].capitalize()
+    return human[:1] + human[1:].lower()
+
+
+def simulate_mouse_cohort(
+    *,
+    positions: pd.DataFrame,
+    panel: pd.DataFrame,
+    seed: int = 2,
+    n_mice: int = 2,
+    n_cells_per_sample: int = 150,
+    n_genes: int = 2000,
+) -> SimulatedCohort:
+    """Barcoded mouse leukaemia models: mice M1, M2, ... sampled at baseline and at relapse.
+
+    The transplanted leukaemic cells carry lentiviral barcodes, one per clone (contracting,
+    expanding, stable), read as a lineage-barcode matrix per sample (:func:`lineage_barcode_counts`);
+    host (normal) cells carry none. Genes are named as in mouse (MGI symbols, ``mt-`` genes), and
+    each cell type's planted markers are the genes of the mouse panel ``panel`` (columns
+    ``cell_type``, ``gene``), so the workflow's mouse preset annotates them.
+
+    ``positions`` is a human gene-position table (as for :func:`select_genes`): the mouse panel's
+    genes are found there by their human (upper-case) symbol, then every gene is renamed.
+    """
+    upper = {g.upper(): g for g in panel["gene"].astype(str)}
+    known = set(positions["symbol"].astype(str))
+    # gene-position tables of nuclear genes lack the mitochondrial genes that QC needs
+    mito = [g for g in MT_GENES if g not in known]
+    positions = pd.concat(
+        [
+            positions[["symbol", "chromosome", "start", "end"]],
+            pd.DataFrame({"symbol": mito, "chromosome": "chrM",
+                          "start": np.arange(len(mito)) * 1000 + 1,
+                          "end": np.arange(len(mito)) * 1000 + 900}),
+        ],
+        ignore_index=True,
+    )  # fmt: skip
+    markers = {
+        t: [g.upper() for g in genes if g.upper() in known][:6]
+        for t, genes in panel.groupby("cell_type", sort=False)["gene"]
+        if t in NORMAL_COMPOSITION
+    }
+    # haemoglobins by their human names, renamed below (Hba-a1, Hba-a2, Hbb-bs)
+    markers["lateEry"] = HB_GENES + [g for g in markers["lateEry"] if g not in HB_GENES][:4]
+    genes = select_genes(positions, n_genes=n_genes, seed=seed, markers=markers)
+    mice = tuple(f"M{i + 1}" for i in range(n_mice))
+    cohort = simulate_cohort(
+        genes=genes,
+        seed=seed,
+        n_cells_per_sample=n_cells_per_sample,
+        patients=mice,
+        n_clones=(3,) * n_mice,
+        timepoints={"diagnosis": "baseline", "relapse": "relapse"},
+        min_cells_per_clone=5,
+        min_mono_cells=15,
+        given_clones_patients=(),
+        genotyped_patients=(),
+        markers=markers,
+    )
+    rename = {g: mouse_symbol(g, upper) for g in cohort.genes["symbol"].astype(str)}
+    if len(set(rename.values())) < len(rename):
+        raise InputError("two simulated genes share a mouse symbol; choose another seed")
+    for adata in cohort.adatas.values():
+        adata.var_names = adata.var_names.map(rename)
+        adata.var["symbol"] = adata.var_names.to_numpy()
+    cohort.genes = cohort.genes.assign(symbol=cohort.genes["symbol"].map(rename))
+    cohort.programmes["gene"] = cohort.programmes["gene"].map(rename)
+    cohort.de_genes["gene"] = cohort.de_genes["gene"].map(rename)
+    cohort.resistance_genes["gene"] = cohort.resistance_genes["gene"].map(rename)
+    lrng = np.random.default_rng([seed, 13])
+    clone_barcode = _lentiviral_barcodes(cohort.clones["clone"], lrng)
+    cohort.clones["lineage_barcode"] = cohort.clones["clone"].map(clone_barcode)
+    cohort.lineage = {
+        sid: lineage_barcode_counts(adata.obs, clone_barcode, rng=lrng)
+        for sid, adata in cohort.adatas.items()
+    }
+    return cohort
+
+
+def _lentiviral_barcodes(clones: pd.Series, rng: np.random.Generator) -> dict[str, str]:
+    codes = rng.choice(4**20, size=len(clones), replace=False)
+    return {
+        c: "".join("ACGT"[(int(code) >> (2 * i)) & 3] for i in range(20))
+        for c, code in zip(clones, codes, strict=True)
+    }
+
+
+def lineage_barcode_counts(
+    obs: pd.DataFrame,
+    clone_barcode: dict[str, str],
+    *,
+    rng: np.random.Generator,
+    mean_umi: float = 6.0,
+    dropout: float = 0.15,
+    ambient_rate: float = 0.1,
+) -> ad.AnnData:
+    """Lentiviral-barcode UMI counts of one sample (cells x barcodes), as a barcode library gives.
+
+    A leukaemic cell shows its clone's barcode with 1 + Poisson(``mean_umi`` - 1) UMIs unless the
+    barcode drops out (probability ``dropout``); any cell picks up a single ambient UMI of a random
+    clone's barcode with probability ``ambient_rate`` (which ``clones.lineage.min_umi`` removes).
+    Doublets carry the barcode of their leukaemic parent.
+    """
+    barcodes = sorted(clone_barcode.values())
+    column = {b: j for j, b in enumerate(barcodes)}
+    counts = np.zeros((len(obs), len(barcodes)), dtype=np.int32)
+    clones = obs["clone"].astype(str).to_numpy()
+    for i, clone in enumerate(clones):
+        if clone in clone_barcode and rng.random() >= dropout:
+            counts[i, column[clone_barcode[clone]]] += 1 + rng.poisson(mean_umi - 1)
+        if rng.random() < ambient_rate:
+            counts[i, rng.integers(len(barcodes))] += 1
+    return ad.AnnData(
+        X=sparse.csr_matrix(counts),
+        obs=pd.DataFrame(index=obs["barcode"].to_numpy()),
+        var=pd.DataFrame(index=barcodes),
+    )
+
+
 #: Input format per patient in the written bundle (cycled for further patients).
 _FORMATS = ("10x_mtx", "h5ad", "dense_txt")
 
@@ -944,6 +1090,10 @@ def write_cohort(
         if sid in cohort.given_clones:
             clones = f"clones/{sid}.tsv"
             cohort.given_clones[sid].to_csv(out / clones, sep="\t", index=False)
+        lineage = ""
+        if sid in cohort.lineage:
+            lineage = f"lineage/{sid}"
+            _write_10x(cohort.lineage[sid], out / lineage, barcodes=cohort.lineage[sid].obs_names)
         genotypes = ""
         if sid in cohort.genotypes:
             genotypes = f"genotypes/{sid}.tsv"
@@ -955,10 +1105,13 @@ def write_cohort(
                 "format": "" if s["timepoint"] == "on_treatment" else fmt,
                 "clones": clones,
                 "genotypes": genotypes,
+                "lineage_barcodes": lineage,
             }
         )
     cols = ["sample_id", "patient_id", "timepoint", "timepoint_order", "path", "format", "clones",
             "genotypes", "batch", "sex"]  # fmt: skip
+    if cohort.lineage:
+        cols.insert(7, "lineage_barcodes")
     sheet = pd.DataFrame(rows)[cols]
     sheet.to_csv(out / "samples.tsv", sep="\t", index=False)
     cohort.genes.to_csv(out / "genes.tsv", sep="\t", index=False)
@@ -971,7 +1124,8 @@ def write_cohort(
         (out / "measurements").mkdir(exist_ok=True)
         cohort.measurements.to_csv(out / "measurements/dst.tsv", sep="\t", index=False)
     cells = cohort.cells[
-        ["sample_id", "barcode", "cell_type", "malignant", "clone", "low_quality", "doublet"]
+        ["sample_id", "barcode", "cell_type", "malignant", "clone", "low_quality", "doublet",
+         "doublet_partner"]
     ]
     cells.to_csv(out / "truth/cells.tsv", sep="\t", index=False)
     cohort.clones.to_csv(out / "truth/clones.tsv", sep="\t", index=False)
@@ -986,8 +1140,9 @@ def write_cohort(
     return sheet
 
 
-def _write_10x(adata: ad.AnnData, folder: Path) -> None:
+def _write_10x(adata: ad.AnnData, folder: Path, *, barcodes=None) -> None:
     """Cell Ranger v3 layout; gene ids are the symbols (the position table has no Ensembl ids)."""
+    barcodes = adata.obs["barcode"] if barcodes is None else pd.Series(barcodes)
     folder.mkdir(parents=True, exist_ok=True)
     with gzip.open(folder / "matrix.mtx.gz", "wb", compresslevel=9) as fh:
         spio.mmwrite(fh, sparse.csr_matrix(adata.X).T.tocoo(), field="integer")
@@ -995,7 +1150,7 @@ def _write_10x(adata: ad.AnnData, folder: Path) -> None:
         {"id": adata.var_names, "name": adata.var_names, "type": "Gene Expression"}
     )
     features.to_csv(folder / "features.tsv.gz", sep="\t", header=False, index=False)
-    adata.obs["barcode"].to_csv(folder / "barcodes.tsv.gz", sep="\t", header=False, index=False)
+    barcodes.to_csv(folder / "barcodes.tsv.gz", sep="\t", header=False, index=False)
 
 
 def _write_dense(adata: ad.AnnData, path: Path) -> None:
