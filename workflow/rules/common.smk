@@ -123,6 +123,12 @@ def qc_inputs(wildcards):
     }
 
 
+def droplet_params(wildcards):
+    """The droplets settings, for a sample with an unfiltered matrix only (so that editing them
+    re-runs only those samples' QC)."""
+    return config["droplets"] if SAMPLES.loc[wildcards.sample, "raw_path"] else {}
+
+
 def sample_row(wildcards):
     """The sheet row of a sample as a plain dict, for scripts."""
     return {"sample_id": wildcards.sample, **SAMPLES.loc[wildcards.sample].to_dict()}

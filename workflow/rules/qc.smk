@@ -5,6 +5,7 @@ rule qc_sample:
         kept="results/qc/{sample}/cells_kept.h5ad",
         cells="results/qc/{sample}/cells.tsv",
         ledger="results/qc/{sample}/ledger.tsv",
+        droplets="results/qc/{sample}/droplets.tsv.gz",
         plot=report(
             "results/qc/{sample}/qc_metrics.png",
             caption="../report/qc_sample.rst",
@@ -15,6 +16,7 @@ rule qc_sample:
     params:
         sample=sample_row,
         qc=config["qc"],
+        droplets=droplet_params,
         seed=config["seed"],
     log:
         "logs/qc_sample/{sample}.log",

@@ -15,9 +15,12 @@ from anndata import AnnData  # noqa: E402
 from .qc import REMOVAL_REASONS  # noqa: E402
 
 
-def plot_qc_sample(cells: pd.DataFrame, ledger: pd.Series) -> plt.Figure:
-    """Counts, genes and mitochondrial fraction of one sample, thresholds drawn, removed in colour."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+def plot_qc_sample(
+    cells: pd.DataFrame, ledger: pd.Series, *, droplets: pd.DataFrame | None = None
+) -> plt.Figure:
+    """Counts, genes and mitochondrial fraction of one sample, thresholds drawn, removed in colour;
+    with an unfiltered matrix, its barcode-rank curve with knee, inflection and the called cells."""
+    fig, axes = plt.subplots(1, 3 if droplets is None else 4, figsize=(13 if droplets is None else 17, 3.8))
     kept = cells["qc_reason"].astype(str) == "kept"
     colours = np.where(kept, "#4c72b0", "#dd8452")
     axes[0].scatter(cells["total_counts"], cells["n_genes_by_counts"], s=4, c=colours)
@@ -35,6 +38,8 @@ def plot_qc_sample(cells: pd.DataFrame, ledger: pd.Series) -> plt.Figure:
     if np.isfinite(ledger["threshold_doublet_score"]):
         axes[2].axvline(ledger["threshold_doublet_score"], color="grey", ls="--", lw=0.8)
     axes[2].set(xlabel="scrublet doublet score", ylabel="cells")
+    if droplets is not None:
+        _plot_barcode_ranks(axes[3], droplets, ledger)
     removed = ", ".join(f"{r} {int(ledger[f'removed_{r}'])}" for r in REMOVAL_REASONS)
     fig.suptitle(
         f"{ledger['sample_id']}: {int(ledger['n_cells_in'])} cells in, "
@@ -43,6 +48,18 @@ def plot_qc_sample(cells: pd.DataFrame, ledger: pd.Series) -> plt.Figure:
     )
     fig.tight_layout()
     return fig
+
+
+def _plot_barcode_ranks(ax, droplets: pd.DataFrame, ledger: pd.Series) -> None:
+    ordered = droplets[droplets["total_counts"] > 0].sort_values("rank")
+    is_cell = ordered["call"].str.startswith("cell_").to_numpy()
+    ax.scatter(ordered["rank"], ordered["total_counts"], s=2, c=np.where(is_cell, "#4c72b0", "#bbbbbb"))
+    for key, style in (("knee", "--"), ("inflection", ":")):
+        if np.isfinite(ledger[key]):
+            ax.axhline(ledger[key], color="grey", ls=style, lw=0.8, label=f"{key} {ledger[key]:.0f} UMIs")
+    ax.set(xscale="log", yscale="log", xlabel="barcode rank", ylabel="UMIs",
+           title=f"{int(is_cell.sum())} cells of {len(droplets)} barcodes ({ledger['cell_calling']})")
+    ax.legend(fontsize=7)
 
 
 def plot_qc_ledger(ledger: pd.DataFrame) -> plt.Figure:

@@ -258,9 +258,35 @@ def run_qc(
     return kept, cells, ledger_df
 
 
+#: Ledger columns of a sample with an unfiltered matrix (empty for the others): barcodes in,
+#: empty droplets, how cells were called, the barcode-rank curve's knee and inflection, and the
+#: ambient RNA removed.
+DROPLET_LEDGER_COLUMNS = (
+    "n_barcodes", "n_empty_droplets", "cell_calling", "expected_cells", "knee", "inflection",
+    "n_above_knee", "n_above_inflection", "ambient", "contamination", "contamination_source",
+    "umis_removed_fraction",
+)  # fmt: skip
+
+
+def add_droplet_columns(ledger: pd.DataFrame, summary: dict) -> pd.DataFrame:
+    """The ledger with :data:`DROPLET_LEDGER_COLUMNS` from a droplet summary (blank without one),
+    so that barcodes in = empty droplets + cells in."""
+    out = ledger.copy()
+    for column in DROPLET_LEDGER_COLUMNS:
+        out[column] = summary.get(column, np.nan)
+    if summary:
+        out["n_empty_droplets"] = summary["n_barcodes"] - int(out.loc[0, "n_cells_in"])
+    return out
+
+
 def check_ledger(ledger: pd.DataFrame) -> None:
-    """Raise if any sample's ledger does not balance (cells in = removed + kept)."""
+    """Raise if any sample's ledger does not balance (cells in = removed + kept; barcodes in =
+    empty droplets + cells in)."""
     removed = ledger[[f"removed_{r}" for r in REMOVAL_REASONS]].sum(axis=1)
-    bad = ledger.loc[ledger["n_cells_in"] != removed + ledger["n_cells_kept"], "sample_id"]
+    unbalanced = ledger["n_cells_in"] != removed + ledger["n_cells_kept"]
+    if "n_barcodes" in ledger:
+        raw = ledger["n_barcodes"].notna()
+        unbalanced |= raw & (ledger["n_barcodes"] != ledger["n_empty_droplets"] + ledger["n_cells_in"])
+    bad = ledger.loc[unbalanced, "sample_id"]
     if len(bad):
         raise AssertionError(f"QC ledger does not balance for samples: {list(bad)}")

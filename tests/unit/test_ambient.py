@@ -1,0 +1,112 @@
+"""Ambient RNA removal: SoupX's subtraction agrees with the library's, and planted soup of lysed
+red cells and platelets leaves the cells that do not make it."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from clonetrack import ambient
+from clonetrack.simulate import simulate_raw_droplets
+
+SOUP_GENES = {"HBB": 0.06, "HBA1": 0.04, "HBA2": 0.03, "PPBP": 0.03, "PF4": 0.02}
+
+
+TYPES = ("Ery", "T", "Mono", "B", "NK", "GMP", "Prog", "DC")
+
+
+def planted_sample(n_per_type=60, n_genes=2000, seed=0):
+    """Eight cell types with 20 marker genes each; erythroid cells alone make haemoglobin,
+    nobody makes the platelet genes."""
+    rng = np.random.default_rng(seed)
+    genes = [*SOUP_GENES, *(f"G{i}" for i in range(n_genes - len(SOUP_GENES)))]
+    base = rng.lognormal(0, 1, n_genes)
+    base[: len(SOUP_GENES)] = 0
+    types = np.repeat(TYPES, n_per_type)
+    rows = []
+    for t in types:
+        mu = base.copy()
+        block = 5 + 20 * TYPES.index(t)
+        mu[block : block + 20] *= 20
+        if t == "Ery":
+            mu[:3] = 40  # haemoglobins
+        rows.append(rng.poisson(mu / mu.sum() * rng.lognormal(np.log(2000), 0.3)))
+    barcodes = [f"C{i:05d}-1" for i in range(len(types))]
+    cells = ad.AnnData(
+        sparse.csr_matrix(np.array(rows, dtype=np.float32)),
+        obs=pd.DataFrame({"barcode": barcodes, "cell_type": types}, index=barcodes),
+        var=pd.DataFrame(index=genes),
+    )
+    raw, soup = simulate_raw_droplets(cells, n_empty=3000, contamination=0.1, lysed=SOUP_GENES, seed=seed)
+    return cells, raw, soup
+
+
+@pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")  # soupx's own loop
+def test_sparse_subtraction_equals_soupx_adjust_counts():
+    import soupx
+
+    rng = np.random.default_rng(1)
+    counts = sparse.csr_matrix(rng.poisson(2, (40, 60)).astype(float))
+    soup = rng.dirichlet(np.ones(60))
+    rho = rng.uniform(0.02, 0.3, 40)
+    channel = soupx.SoupChannel(
+        sparse.csr_matrix(np.vstack([counts.toarray(), rng.poisson(0.1, (200, 60))]).T),
+        sparse.csr_matrix(counts.T), calcSoupProfile=False,
+    )
+    channel.soupProfile = pd.DataFrame({"est": soup, "counts": soup})
+    channel.metaData["rho"] = rho
+    expected = soupx.adjustCounts(channel, clusters=False, method="subtraction", verbose=0)
+    ours = ambient.subtract_soup(counts, soup, rho)
+    np.testing.assert_allclose(ours.toarray(), np.asarray(expected.todense()).T, atol=1e-10)
+
+
+def test_planted_soup_is_removed_from_cells_that_do_not_make_it():
+    cells, raw, _ = planted_sample()
+    called = raw[raw.obs["is_cell"].to_numpy()].copy()
+    corrected, summary = ambient.remove_ambient(called, raw, contamination=0.1, seed=0)
+    soup = called.var_names.isin(list(SOUP_GENES))
+    others = (cells.obs["cell_type"] != "Ery").to_numpy()  # raw lists the cells first
+    before = called.X[others][:, soup].sum()
+    after = corrected.X[others][:, soup].sum()
+    print(f"soup genes in non-erythroid cells: {before:.0f} -> {after:.0f}; {summary}")
+    assert cells.X[others][:, soup].sum() == 0  # all of it is soup
+    assert after <= 0.1 * before
+    # the cells' own programme is left: erythroid haemoglobin and other genes barely move
+    ery = ~others
+    own_hb = cells.X[ery][:, soup].sum()
+    print(f"erythroid soup genes: own {own_hb:.0f}, read {called.X[ery][:, soup].sum():.0f}, "
+          f"corrected {corrected.X[ery][:, soup].sum():.0f}")
+    assert abs(corrected.X[ery][:, soup].sum() - own_hb) <= 0.15 * own_hb
+    own = cells.X[:, ~soup].sum()
+    assert abs(corrected.X[:, ~soup].sum() - own) <= 0.05 * own  # back to the planted counts
+    assert np.array_equal(corrected.layers["uncorrected"].toarray(), called.X.toarray())
+    assert np.all(corrected.X.data == np.round(corrected.X.data))
+
+
+def test_an_estimate_soupx_cannot_make_is_reported_and_counts_are_left_as_read():
+    _, raw, _ = planted_sample(n_per_type=20)
+    called = raw[raw.obs["is_cell"].to_numpy()].copy()
+    corrected, summary = ambient.remove_ambient(called, raw, seed=0)
+    print(summary)
+    if np.isnan(summary["contamination"]):
+        assert "could not estimate" in summary["contamination_source"]
+        assert summary["umis_removed_fraction"] == 0
+        assert np.array_equal(corrected.X.toarray(), called.X.toarray())
+    else:  # an estimate is within SoupX's contamination range
+        assert 0.01 <= summary["contamination"] <= 0.8 and summary["umis_removed_fraction"] > 0
+
+
+def test_a_given_contamination_is_used_and_rounding_keeps_the_expected_total():
+    cells, raw, soup = planted_sample(n_per_type=20)
+    called = raw[raw.obs["is_cell"].to_numpy()].copy()
+    corrected, summary = ambient.remove_ambient(called, raw, contamination=0.1, seed=0)
+    assert summary["contamination"] == 0.1 and summary["contamination_source"].startswith("given")
+    exact = ambient.subtract_soup(called.X, np.asarray(summary_soup(called, raw)), 0.1).sum()
+    assert corrected.X.sum() == pytest.approx(exact, rel=0.01)
+
+
+def summary_soup(called, raw):
+    return ambient.soup_channel(called, raw).soupProfile["est"].to_numpy()
