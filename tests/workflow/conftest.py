@@ -82,3 +82,19 @@ def mouse_run(tmp_path_factory) -> Path:
         workdir, "results/tables/clones/classes.tsv", "--configfile", "resources/toy_mouse/config.yaml"
     )
     return workdir
+
+
+@pytest.fixture(scope="session")
+def droplets_run(tmp_path_factory) -> Path:
+    """A real unfiltered Cell Ranger matrix (tests/data/raw_droplets, 83,683 barcodes) given only
+    as raw_path: cells called, ambient RNA removed, then through to the final object."""
+    existing = os.environ.get("CLONETRACK_DROPLETS_RUN")
+    if existing:
+        return Path(existing)
+    data = REPO / "tests" / "data" / "raw_droplets"
+    workdir = copy_repo(tmp_path_factory.mktemp("droplets"))
+    snakemake(
+        workdir, "results/final/adata.h5ad", "results/tables/qc_ledger.tsv",
+        "--configfile", str(data / "config.yaml"), "--config", f"samples={data / 'samples.tsv'}",
+    )
+    return workdir

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import logging
 
 import anndata as ad
@@ -68,7 +70,11 @@ def merge_samples_on_disk(
     from .store import read_parts, var_names
 
     n_common, n_dropped = _common_genes({sid: var_names(path) for sid, path in paths.items()})
-    concat_on_disk(paths, counts_path, join="inner", label="sample_id", merge="same")
+    # Paths, not strings: with a single sample anndata copies the file and needs Path methods.
+    concat_on_disk(
+        {sid: Path(path) for sid, path in paths.items()}, Path(counts_path),
+        join="inner", label="sample_id", merge="same",
+    )
     merged = read_parts(counts_path, obsm=False, uns=False)
     _add_design(merged, samples, n_common, n_dropped)
     return merged
