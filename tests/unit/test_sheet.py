@@ -324,3 +324,14 @@ def test_two_rows_naming_one_file_are_refused(tmp_path):
         "row 1 (sample 'P1_d0'), row 3 (sample 'P2_d0') name the same file in column 'path'"
         in str(err.value)
     )
+
+
+def test_raw_path_alone_names_the_counts_and_a_row_without_either_is_refused(tmp_path):
+    header = [*HEADER, "raw_path"]
+    rows = [[*GOOD_ROWS[0][:4], "", "raw/p1_d0"], [*GOOD_ROWS[1], ""]]
+    df = sheet.read_sample_sheet(write_sheet(tmp_path, rows, header))
+    assert df.at["P1_d0", "path"] == "" and df.at["P1_d0", "raw_path"] == str(tmp_path / "raw" / "p1_d0")
+    assert df.at["P1_c1", "raw_path"] == ""
+    rows[0][5] = ""
+    with pytest.raises(InputError, match=r"row 1 \(sample 'P1_d0'\): column 'path' is empty: give the counts"):
+        sheet.read_sample_sheet(write_sheet(tmp_path, rows, header, name="bad.tsv"))
