@@ -200,7 +200,9 @@ def test_sigterm_leaves_no_lock_and_only_whole_outputs(resumed_run):
     samples = {Path(f).parts[2] for f in state["files"] if f.startswith("results/qc/")}
     for sample in samples:
         got = {Path(f).name for f in state["files"] if Path(f).parts[2:3] == (sample,)}
-        assert got == {"cells_kept.h5ad", "cells.tsv", "ledger.tsv", "qc_metrics.png"}, sample
+        assert got == {
+            "cells_kept.h5ad", "cells.tsv", "droplets.tsv.gz", "ledger.tsv", "qc_metrics.png"
+        }, sample
 
 
 def test_sigkill_outputs_are_whole_or_marked_incomplete(resumed_run):
