@@ -16,8 +16,8 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv==0.13.9
-	$(BIN)/uv pip install --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) torch==2.13.0
-	$(BIN)/uv pip install --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) -r requirements.txt
+	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) torch==2.13.0
+	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) -r requirements.txt
 	touch $@
 
 run: venv
