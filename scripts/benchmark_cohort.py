@@ -56,6 +56,8 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 # The outputs of rule cluster_cells: the last of the steps the bare script does as well.
 SHARED_TARGETS = ("results/tables/markers.tsv", "results/tables/leiden_resolutions.tsv")
+# --qc-only: every sample's QC job, and the bare script up to its per-sample scrublet.
+QC_TARGET = "results/tables/qc_ledger.tsv"
 
 TIMEPOINTS = ("diagnosis", "C1", "remission", "relapse")
 # Cell types and their share among good cells; each is driven by its genes in the marker panel.
@@ -402,9 +404,12 @@ def measure(cmd: list[str], *, cwd: Path | None = None, interval: float = 0.5) -
     }
 
 
-def run_workflow(workdir: Path, sheet: Path, cores: int, overrides: list[str]) -> dict:
+def run_workflow(
+    workdir: Path, sheet: Path, cores: int, overrides: list[str], *, qc_only: bool = False
+) -> dict:
     """Run the snapshot in ``workdir``: phase "shared" builds :data:`SHARED_TARGETS`, then
-    phase "rest" the default target.
+    phase "rest" the default target; with ``qc_only`` one phase "qc" builds the QC ledger only
+    (every ``qc_sample`` job).
 
     Returns each phase's :func:`measure` figures under ``phases``, and as totals the summed wall
     and CPU time and the larger of each peak (NaN when the shared phase failed, as the rest
@@ -425,6 +430,8 @@ def run_workflow(workdir: Path, sheet: Path, cores: int, overrides: list[str]) -
         "shared": [*base, "--notemp", *SHARED_TARGETS],
         "rest": base,
     }
+    if qc_only:
+        phases = {"qc": [*base, QC_TARGET]}
     nan = float("nan")
     result: dict = {"phases": {}}
     for name, cmd in phases.items():
@@ -550,6 +557,11 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
         adata = adata[~adata.obs["predicted_doublet"].to_numpy()].copy()
         step("scrublet")
         kept[row.sample_id] = adata
+    if settings.get("qc_only"):
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        print(json.dumps({"steps": timings, "cpu_s": usage.ru_utime + usage.ru_stime,
+                          "peak_rss_mb": usage.ru_maxrss / 1024}))  # fmt: skip
+        return
     adata = ad.concat(kept, join="inner", label="sample_id", index_unique="_")
     del kept
     step("concat")
@@ -650,6 +662,27 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+
+
+def fmt_qc_table(results: list[dict]) -> str:
+    """Markdown table of a ``--qc-only`` run: the qc_sample jobs (summed CPU and wall from their
+    benchmark files, and the phase's wall) against the bare script's read + QC + scrublet."""
+    lines = [
+        "| cells | samples | qc_sample CPU s | qc_sample job s | phase wall s | "
+        "bare read+QC+scrublet s | bare CPU s (with imports) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        jobs = [j for j in r.get("workflow", {}).get("rules", []) if j["rule"] == "qc_sample"]
+        phase = r.get("workflow", {}).get("phases", {}).get("qc", {})
+        steps = r.get("bare", {}).get("steps", {})
+        bare_qc = sum(steps.get(k, 0.0) for k in ("read", "qc_metrics", "scrublet"))
+        lines.append(
+            f"| {r['n_cells']:,} | {r['n_samples']} | {sum(j['cpu_s'] for j in jobs):.0f} | "
+            f"{sum(j['s'] for j in jobs):.0f} | {phase.get('wall_s', float('nan')):.0f} | "
+            f"{bare_qc:.0f} | {r.get('bare', {}).get('cpu_s', float('nan')):.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def fmt_table(results: list[dict]) -> str:
@@ -765,6 +798,11 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="overrides passed to snakemake --config (and applied to the bare script)",
     )
+    parser.add_argument(
+        "--qc-only", action="store_true",
+        help="per-sample QC only: the workflow's qc_sample jobs against the bare script's read, "
+        "QC metrics and scrublet",
+    )  # fmt: skip
     parser.add_argument("--skip-workflow", action="store_true")
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep data and results of each size")
@@ -772,9 +810,15 @@ def main(argv: list[str] | None = None) -> None:
 
     import yaml
 
-    settings = apply_overrides(
-        yaml.safe_load((REPO / "config/config.yaml").read_text()), args.config
+    sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+    from clonetrack.organism import apply_preset
+
+    # the organism's gene patterns, as the workflow fills them
+    settings, _ = apply_preset(
+        apply_overrides(yaml.safe_load((REPO / "config/config.yaml").read_text()), args.config),
+        basedir=REPO,
     )
+    settings["qc_only"] = args.qc_only
     commit = subprocess.run(
         ["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True
     ).stdout.strip()
@@ -802,7 +846,9 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         if not args.skip_workflow:
-            entry["workflow"] = run_workflow(folder / "workflow", sheet, args.cores, args.config)
+            entry["workflow"] = run_workflow(
+                folder / "workflow", sheet, args.cores, args.config, qc_only=args.qc_only
+            )
             for name, run in entry["workflow"]["phases"].items():
                 print(
                     f"  workflow {name} {run['wall_s']:.0f} s, exit {run['exit_code']}", flush=True
@@ -816,11 +862,12 @@ def main(argv: list[str] | None = None) -> None:
         results.append(entry)
         args.work.mkdir(parents=True, exist_ok=True)
         (args.work / "summary.json").write_text(json.dumps(results, indent=1))
-        (args.work / "summary.md").write_text(fmt_table(results) + "\n")
+        table = fmt_qc_table(results) if args.qc_only else fmt_table(results)
+        (args.work / "summary.md").write_text(table + "\n")
         if not args.keep:
             for sub in ("data", "bare", "workflow/results"):
                 shutil.rmtree(folder / sub, ignore_errors=True)
-    print(fmt_table(results))
+    print(fmt_qc_table(results) if args.qc_only else fmt_table(results))
 
 
 if __name__ == "__main__":

@@ -160,3 +160,57 @@ def test_ledger_notes_a_fraction_no_gene_matches():
     note = ledger.loc[0, "note"]
     assert "qc.ribo_prefixes" in note and "qc.hb_pattern" in note
     assert "qc.mito_prefix" not in note
+
+
+def test_default_doublet_call_is_scrublets_own_on_the_passing_cells():
+    import scanpy as sc
+
+    adata = make_sample()
+    _, cells, ledger = qc.run_qc(adata.copy(), sample_id="S1", random_state=0)
+    # independently: scanpy's scrublet on the cells that pass the metric thresholds
+    passing = cells["qc_reason"].astype(str).isin(["kept", "doublet"]).to_numpy()
+    ref = sc.pp.scrublet(
+        adata[passing].copy(), expected_doublet_rate=0.06, n_prin_comps=30,
+        use_approx_neighbors=False, random_state=0, verbose=False, copy=True,
+    )
+    np.testing.assert_allclose(cells.loc[passing, "doublet_score"], ref.obs["doublet_score"])
+    np.testing.assert_array_equal(
+        cells.loc[passing, "doublet_scrublet"].astype(bool), ref.obs["predicted_doublet"].to_numpy()
+    )
+    assert ledger.iloc[0]["threshold_doublet_score"] == pytest.approx(ref.uns["scrublet"]["threshold"])
+    assert cells.loc[~passing, "doublet_score"].isna().all()
+
+
+def test_consensus_of_two_callers_keeps_each_callers_score_and_call():
+    adata = make_sample()
+    params = qc.QCParams(doublet_callers=("scrublet", "doubletdetection"), expected_doublet_rate=0.05)
+    kept, cells, ledger = qc.run_qc(adata, sample_id="S1", params=params, random_state=0)
+    assert qc.doublet_columns(params.doublet_callers) == [
+        "doublet_score_scrublet", "doublet_scrublet", "doublet_score_doubletdetection",
+        "doublet_doubletdetection", "doublet_votes", "doublet_score",
+    ]
+    for column in qc.doublet_columns(params.doublet_callers):
+        assert column in cells and column in kept.obs, column
+    scored = cells["doublet_score"].notna()
+    # the combined rule calls the top 5% of the scored cells by mean score quantile (plus any
+    # both callers call), and each caller scored every such cell
+    called = cells["qc_reason"].astype(str) == "doublet"
+    assert called.sum() >= round(0.05 * scored.sum())
+    assert cells.loc[called, "doublet_score"].min() == pytest.approx(
+        ledger.iloc[0]["threshold_doublet_score"]
+    )
+    assert cells.loc[scored, ["doublet_score_scrublet", "doublet_score_doubletdetection"]].notna().all().all()
+    assert (cells["doublet_votes"] == cells[["doublet_scrublet", "doublet_doubletdetection"]].astype(bool).sum(axis=1)).all()
+    truth = adata.obs["truth"]
+    assert called[truth == "doublet"].mean() >= 0.8
+    assert called[truth == "good"].mean() <= 0.03
+    qc.check_ledger(ledger)
+
+
+def test_doublet_settings_from_config():
+    params = qc.QCParams.from_config(
+        {"doublet_callers": ["scrublet", "doubletdetection"], "doublet_rule": "any"}
+    )
+    assert params.doublet_callers == ("scrublet", "doubletdetection") and params.doublet_rule == "any"
+    with pytest.raises(InputError, match="Doublet callers"):
+        qc.run_qc(make_sample(), sample_id="S1", params=qc.QCParams(doublet_callers=("solo",)))

@@ -48,3 +48,21 @@ def test_ambient_rna_is_removed_and_the_counts_as_read_are_kept(droplets_run, le
     ppbp = kept.var_names.get_loc("PPBP")
     low = np.asarray(before[:, ppbp].todense()).ravel() <= 2
     assert after[low, ppbp].sum() < 0.7 * before[low, ppbp].sum()
+
+
+def test_doublets_by_consensus_keep_each_callers_score_and_call(droplets_run, ledger):
+    cells = pd.read_csv(droplets_run / f"results/qc/{SAMPLE}/cells.tsv", sep="\t")
+    scored = cells["doublet_score"].notna()
+    callers = ["scrublet", "doubletdetection"]
+    assert cells.loc[scored, [f"doublet_score_{c}" for c in callers]].notna().all().all()
+    own = cells[[f"doublet_{c}" for c in callers]].astype(bool)
+    assert (cells["doublet_votes"] == own.sum(axis=1)).all()
+    # combined rule: the top expected rate of the scored cells, plus any both callers call
+    called = cells["qc_reason"] == "doublet"
+    assert called.sum() == ledger["removed_doublet"]
+    assert round(0.06 * scored.sum()) <= called.sum() <= round(0.06 * scored.sum()) + (own.all(axis=1)).sum()
+    by_budget = called & ~own.all(axis=1)
+    assert cells.loc[by_budget, "doublet_score"].min() >= cells.loc[scored & ~called, "doublet_score"].max()
+    final = ad.read_h5ad(droplets_run / "results/final/adata.h5ad", backed="r")
+    for column in ("doublet_score", "doublet_score_scrublet", "doublet_doubletdetection", "doublet_votes"):
+        assert column in final.obs, column

@@ -37,7 +37,7 @@ def plot_qc_sample(
     axes[2].hist(scores, bins=40, color="#4c72b0")
     if np.isfinite(ledger["threshold_doublet_score"]):
         axes[2].axvline(ledger["threshold_doublet_score"], color="grey", ls="--", lw=0.8)
-    axes[2].set(xlabel="scrublet doublet score", ylabel="cells")
+    axes[2].set(xlabel="doublet score", ylabel="cells")
     if droplets is not None:
         _plot_barcode_ranks(axes[3], droplets, ledger)
     removed = ", ".join(f"{r} {int(ledger[f'removed_{r}'])}" for r in REMOVAL_REASONS)

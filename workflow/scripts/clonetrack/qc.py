@@ -11,6 +11,7 @@ import pandas as pd
 import scanpy as sc
 from anndata import AnnData
 
+from . import doublets
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class QCParams:
     min_mito_ceiling: float = 5.0
     doublet_threshold: float | None = None
     expected_doublet_rate: float = 0.06
+    doublet_callers: tuple[str, ...] = ("scrublet",)
+    doublet_rule: str = "combined"
 
     @classmethod
     def from_config(cls, qc_config: dict, *, sample_id: str | None = None) -> QCParams:
@@ -62,8 +65,9 @@ class QCParams:
                 f"Unknown QC setting(s) {sorted(unknown)} in config 'qc' (sample {sample_id}); "
                 f"allowed: {sorted(cls.__dataclass_fields__)}."
             )
-        if "ribo_prefixes" in values:
-            values["ribo_prefixes"] = tuple(values["ribo_prefixes"])
+        for name in ("ribo_prefixes", "doublet_callers"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
 
@@ -132,38 +136,36 @@ def adaptive_thresholds(obs: pd.DataFrame, *, params: QCParams = QCParams()) -> 
     return thresholds
 
 
-def add_doublet_scores(adata: AnnData, *, params: QCParams = QCParams(), random_state: int = 0):
-    """Score doublets with scrublet (through scanpy) on raw counts.
+def doublet_columns(callers: tuple[str, ...]) -> list[str]:
+    """Per-cell doublet columns of ``obs`` and cells.tsv: each caller's score and own call, the
+    number of callers calling the cell, and the score the call was made on."""
+    per_caller = [c for name in callers for c in (f"doublet_score_{name}", f"doublet_{name}")]
+    return [*per_caller, "doublet_votes", "doublet_score"]
 
-    Sets ``obs["doublet_score"]`` and ``obs["predicted_doublet"]``; returns the threshold used.
-    """
-    n_cells = adata.n_obs
-    if n_cells < 30:
-        # scrublet's simulation and kNN need a minimum of cells; too few to call doublets.
-        adata.obs["doublet_score"] = np.nan
-        adata.obs["predicted_doublet"] = False
+
+def _call_doublets(
+    adata: AnnData, passing: np.ndarray, *, params: QCParams, random_state: int
+) -> float:
+    """Call doublets among the ``passing`` cells into ``adata.obs`` (NaN scores, no call for the
+    others); returns the threshold on ``doublet_score``."""
+    columns = doublet_columns(params.doublet_callers)
+    for column in columns:
+        adata.obs[column] = 0 if column == "doublet_votes" else np.nan
+    for name in params.doublet_callers:
+        adata.obs[f"doublet_{name}"] = False
+    if not passing.any():
         return float("nan")
-    n_pcs = int(min(30, n_cells - 1, adata.n_vars - 1))
-    scored = sc.pp.scrublet(
-        adata,
-        expected_doublet_rate=params.expected_doublet_rate,
-        n_prin_comps=n_pcs,
-        threshold=params.doublet_threshold,
-        # Exact neighbours up to a few tens of thousands of cells: approximate search would make
-        # every sample's process compile pynndescent anew (about a minute each).
-        use_approx_neighbors=n_cells > 30000,
+    called = doublets.call_doublets(
+        adata[passing].copy(),
+        callers=params.doublet_callers,
+        rule=params.doublet_rule,
+        expected_rate=params.expected_doublet_rate,
+        scrublet_threshold=params.doublet_threshold,
         random_state=random_state,
-        verbose=False,
-        copy=True,
     )
-    adata.obs["doublet_score"] = scored.obs["doublet_score"].to_numpy()
-    threshold = scored.uns["scrublet"].get("threshold")
-    if threshold is None or not np.isfinite(threshold):
-        # scrublet found no bimodality: fall back to its predicted flags being all False.
-        adata.obs["predicted_doublet"] = False
-        return float("nan")
-    adata.obs["predicted_doublet"] = adata.obs["doublet_score"].to_numpy() > threshold
-    return float(threshold)
+    for column in [*columns, "predicted_doublet"]:
+        adata.obs.loc[called.index, column] = called[column].to_numpy()
+    return called.attrs["doublets"]["threshold"]
 
 
 def assign_removal_reason(obs: pd.DataFrame, thresholds: dict[str, float]) -> pd.Series:
@@ -187,8 +189,9 @@ def run_qc(
 ) -> tuple[AnnData, pd.DataFrame, pd.DataFrame]:
     """Run QC on one sample.
 
-    Doublets are scored on the cells that pass the metric thresholds, since damaged cells
-    distort scrublet's simulated doublets; removed cells keep a NaN score.
+    Doublets are called (:func:`clonetrack.doublets.call_doublets`, by ``params.doublet_callers``)
+    on the cells that pass the metric thresholds, since damaged cells distort the callers'
+    simulated doublets; removed cells keep NaN scores.
 
     Returns
     -------
@@ -206,15 +209,7 @@ def run_qc(
     adata.obs["predicted_doublet"] = False
     metric_reason = assign_removal_reason(adata.obs, thresholds)
     passing = (metric_reason == "kept").to_numpy()
-    adata.obs["doublet_score"] = np.nan
-    doublet_threshold = float("nan")
-    if passing.any():
-        candidates = adata[passing].copy()
-        doublet_threshold = add_doublet_scores(candidates, params=params, random_state=random_state)
-        adata.obs.loc[candidates.obs_names, "doublet_score"] = candidates.obs["doublet_score"]
-        adata.obs.loc[candidates.obs_names, "predicted_doublet"] = candidates.obs[
-            "predicted_doublet"
-        ]
+    doublet_threshold = _call_doublets(adata, passing, params=params, random_state=random_state)
     adata.obs["qc_reason"] = pd.Categorical(
         assign_removal_reason(adata.obs, thresholds), categories=["kept", *REMOVAL_REASONS]
     )
@@ -249,7 +244,7 @@ def run_qc(
         "pct_counts_mt",
         "pct_counts_ribo",
         "pct_counts_hb",
-        "doublet_score",
+        *doublet_columns(params.doublet_callers),
         "qc_reason",
     ]
     cells = adata.obs[[c for c in cell_columns if c in adata.obs]].copy()
