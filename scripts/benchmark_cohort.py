@@ -32,6 +32,7 @@ Usage (from the repository root; sizes are total cells)::
     .venv/bin/python scripts/benchmark_cohort.py --sizes 10000 100000 --work /tmp/ct-bench
     .venv/bin/python scripts/benchmark_cohort.py --sizes 100000 \
         --config "clustering={markers_on_hvg: true}"
+    .venv/bin/python scripts/benchmark_cohort.py --sizes 100000 --qc-only   # the QC jobs alone
 
 Each size needs free disk of about 2.5 GB per 100,000 cells. This is a measurement, not a test.
 ``benchmark_cohort.py --table <work>/summary.json`` prints the tables of a finished run again.
@@ -138,6 +139,17 @@ def cohort_design(n_cells: int, cells_per_sample: int) -> list[dict]:
     return rows
 
 
+def barcodes(sample_number: int, n: int) -> list[str]:
+    """10x-like barcodes (16 bases, "-1"), distinct within and across samples: the sample number
+    and cell number written in base 4. Two samples sharing barcodes would be refused as the same
+    cells entering twice."""
+    import numpy as np
+
+    codes = sample_number * 10_000_000 + np.arange(n, dtype=np.int64)
+    digits = (codes[:, None] // 4 ** np.arange(15, -1, -1)) % 4
+    return ["".join("ACGT"[d] for d in row) + "-1" for row in digits]
+
+
 def write_cohort(out: Path, n_cells: int, *, n_genes: int, cells_per_sample: int, seed: int):
     """Write one ``.h5ad`` per sample and ``samples.tsv`` into ``out``; return the sheet path."""
     import anndata as ad
@@ -232,7 +244,7 @@ def write_cohort(out: Path, n_cells: int, *, n_genes: int, cells_per_sample: int
         x.sum_duplicates()
         obs = pd.DataFrame(
             {"truth_type": labels[first], "truth_kind": kind},
-            index=[f"BC{i:06d}-1" for i in range(n)],
+            index=barcodes(len(rows), n),
         )
         adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=genes))
         path = out / f"{row['sample_id']}.h5ad"
