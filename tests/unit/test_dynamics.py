@@ -215,14 +215,14 @@ def test_cohort_model_recovers_planted_trend():
     freqs = clone_frequencies(obs, malignant_key=None)
     classes = classify_clones(compare_timepoints(freqs), freqs)
     assert set(classes.loc[classes.clone == "R", "class"]) == {"expanding"}
-    summary, per = cohort_model(freqs, classes, resistant_classes=("expanding",))
+    summary, per = cohort_model(freqs, classes, surviving_classes=("expanding",))
     assert summary["ci_low"] < 0.8 < summary["ci_high"]
     assert summary["coef_log_odds_per_step"] == pytest.approx(0.8, abs=0.1)
     assert 0.2 < summary["dispersion"] < 5
     assert summary["n_observations"] == 9
     assert summary["fraction_detected_at_first"] == 1.0
     planted = counts[counts.clone == "R"].set_index("sample_id")["n"]
-    assert per.set_index("sample_id")["resistant_cells"].to_dict() == planted.to_dict()
+    assert per.set_index("sample_id")["surviving_cells"].to_dict() == planted.to_dict()
 
 
 def test_cohort_fraction_detected_counts_emergent(results):
@@ -230,7 +230,7 @@ def test_cohort_fraction_detected_counts_emergent(results):
     classes = classify_clones(comps, freqs)
     summary, _ = cohort_model(freqs, classes)
     # P1 (A, E) and P3 (H) detected at diagnosis; P2 has emergent D
-    assert summary["n_patients_with_resistant"] == 3
+    assert summary["n_patients_with_surviving"] == 3
     assert summary["n_patients_all_detected_at_first"] == 2
     assert summary["fraction_detected_at_first"] == pytest.approx(2 / 3)
     # shares of 0 or 1 (every clone of P2 survives) separate the model: flagged, not hidden
@@ -259,7 +259,7 @@ def test_cohort_without_clones_gives_empty_tables_with_columns():
     classes = classify_clones(compare_timepoints(freqs), freqs)
     assert classes.empty and {"patient_id", "clone", "class", "resistant"} <= set(classes.columns)
     summary, _ = cohort_model(freqs, classes)
-    assert summary["n_patients_with_resistant"] == 0
+    assert summary["n_patients_with_surviving"] == 0
 
 
 @pytest.mark.parametrize("n", [1, 30, 100, 2000])

@@ -9,6 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from clonetrack import io
 from clonetrack.qc import REMOVAL_REASONS
+from runner import snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -76,11 +77,13 @@ def test_final_object_contract(toy_run, final):
     expected = raw[cells, genes].X.toarray()
     np.testing.assert_array_equal(final[cells].layers["counts"].toarray(), expected)
     assert final.uns["clonetrack"]["integrate"]["method"] == "harmony"
-    # the configuration used, every section, nulls included
+    # the settings the object was made with, nulls included; not those of later steps
     used = yaml.safe_load(final.uns["clonetrack"]["config"])
     given = yaml.safe_load((toy_run / "config/config.yaml").read_text())
     assert used["qc"]["nmads_counts"] == given["qc"]["nmads_counts"]
-    assert {"qc", "clones", "de", "integration"} <= set(used)
+    assert {"qc", "clones", "integration", "clustering", "annotation", "seed"} <= set(used)
+    assert "de" not in used and "cohort" not in used
+    assert "dynamics" not in used["clones"] and "cnv" in used["clones"]
 
 
 def test_clusters_and_cell_types_recover_planted_types(final, truth):
@@ -207,3 +210,46 @@ def test_report_has_every_section(toy_run):
 # assigned cells; resistant-vs-sensitive DE: 9 of 10 planted genes at 5% FDR
 MALIGNANT_F1 = 0.75
 RESISTANCE_RECALL = 0.7
+
+
+# ----------------------------------------------------------------------------------------------
+# a config edit re-runs only what depends on it
+
+
+def jobs_after_edit(workdir, tmp_path, edit: str) -> dict[str, int]:
+    """The jobs a dry run plans once ``edit`` (YAML) is laid over the finished run's config."""
+    override = tmp_path / "edit.yaml"
+    override.write_text(edit)
+    result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", "config/config.yaml", str(override))
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    rows = [line.split() for line in table.splitlines()]
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
+
+
+UPSTREAM = {"qc_sample", "qc_ledger", "merge_normalise", "integrate", "cluster_cells"}
+
+
+def test_unchanged_config_plans_nothing(toy_run, tmp_path):
+    assert jobs_after_edit(toy_run, tmp_path, "seed: 0\n") == {}
+
+
+def test_dynamics_alpha_reruns_clone_dynamics_not_copy_number(toy_run, tmp_path):
+    jobs = jobs_after_edit(toy_run, tmp_path, "clones:\n  dynamics:\n    alpha: 0.1\n")
+    assert jobs.get("clone_dynamics") == 1, jobs
+    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "define_clones", "finalise", "timepoint_de"})
+
+
+def test_de_alpha_reruns_only_de_and_what_reads_it(toy_run, tmp_path):
+    jobs = jobs_after_edit(toy_run, tmp_path, "de:\n  alpha: 0.1\n")
+    assert jobs.get("timepoint_de") == 1, jobs
+    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "define_clones", "finalise", "clone_dynamics"})
+
+
+def test_annotation_min_score_reruns_annotation_and_downstream_only(toy_run, tmp_path):
+    jobs = jobs_after_edit(toy_run, tmp_path, "annotation:\n  min_score: 0.2\n")
+    assert jobs.get("annotate_cells") == 1 and jobs.get("define_clones") == 3, jobs
+    assert jobs.get("finalise") == 1
+    assert not set(jobs) & UPSTREAM

@@ -44,7 +44,7 @@ rule finalise:
     output:
         "results/final/adata.h5ad",
     params:
-        config=config,
+        config=final_object_settings(),
     log:
         "logs/finalise/finalise.log",
     benchmark:

@@ -25,7 +25,7 @@ rule define_clones:
         ),
     params:
         sources=clone_sources,
-        clones=config["clones"],
+        clones=clone_calling_settings(),
         cnv_off_reason=CNV_OFF_REASON or "",
         healthy=HEALTHY,
         target_sum=config["preprocess"]["target_sum"],

@@ -112,6 +112,33 @@ wildcard_constraints:
     method="harmony|scvi|none",
 
 
+# Each rule gets only the settings it reads, so that a config edit re-runs only the jobs that
+# depend on it (Snakemake re-runs a job whose params changed, and everything downstream).
+
+# The clones settings that define_clones reads; dynamics and resistance shape later steps only.
+CLONE_CALLING_SETTINGS = ("source_precedence", "malignant", "genotypes", "min_confidence", "lineage", "cnv")
+
+
+def clone_calling_settings():
+    return {key: config["clones"][key] for key in CLONE_CALLING_SETTINGS}
+
+
+def final_object_settings():
+    """The settings the final object is made with (recorded in its uns): those of every step whose
+    output it assembles, and none of DE, clone dynamics, resistance or the cohort."""
+    sections = ("samples", "organism", "normal_reference", "seed", "qc", "droplets", "preprocess",
+                "integration", "clustering", "annotation")  # fmt: skip
+    return {**{key: config[key] for key in sections}, "clones": clone_calling_settings()}
+
+
+def sample_qc_settings(wildcards):
+    """One sample's QC settings, its overrides applied: editing another sample's override does
+    not re-run this sample's QC."""
+    settings = {key: value for key, value in config["qc"].items() if key != "overrides"}
+    settings.update((config["qc"].get("overrides") or {}).get(wildcards.sample, {}))
+    return settings
+
+
 def qc_inputs(wildcards):
     """A sample's counts (its cells' matrix and/or its unfiltered droplet matrix), as named in
     the sheet and resolved against its folder."""

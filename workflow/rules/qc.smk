@@ -15,7 +15,7 @@ rule qc_sample:
         ),
     params:
         sample=sample_row,
-        qc=config["qc"],
+        qc=sample_qc_settings,
         droplets=droplet_params,
         seed=config["seed"],
     log:

@@ -17,7 +17,7 @@ classes = dynamics.classify_clones(
     comparisons, freqs, alpha=cfg["alpha"], min_fold=cfg["min_fold"], absent_upper=cfg["absent_upper"],
     resistant_classes=tuple(cfg["resistant_classes"]), sensitive_classes=tuple(cfg["sensitive_classes"]),
 )
-summary, per_patient = dynamics.cohort_model(freqs, classes)
+summary, per_patient = dynamics.cohort_model(freqs, classes, surviving_classes=tuple(cfg["surviving_classes"]))
 fig = plotting_clones.plot_cohort_overview(freqs, classes)
 fig.savefig(snakemake.output.overview, dpi=110, bbox_inches="tight")
 io.write_table_atomic(pd.DataFrame([summary]), snakemake.output.cohort, index=False)

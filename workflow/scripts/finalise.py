@@ -12,7 +12,8 @@ cells = ad.read_h5ad(snakemake.input.cells)
 clones = pd.concat([pd.read_csv(p, sep="\t", index_col="cell") for p in snakemake.input.clones])
 checks.attach_clones(cells, clones)
 ledger = pd.read_csv(snakemake.input.ledger, sep="\t")
-# The whole configuration, as YAML text: every parameter, nulls included, in one readable record.
+# The settings the object was made with, as YAML text (nulls included): those of every step whose
+# output it assembles; DE, clone dynamics and cohort settings shape other outputs.
 cells.uns["clonetrack"]["config"] = yaml.safe_dump(snakemake.params.config, sort_keys=False)
 shapes = {"X": store.matrix_shape(snakemake.input.merged), "counts": store.matrix_shape(snakemake.input.counts)}
 checks.check_final(cells, ledger, matrix_shapes=shapes)

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .errors import InputError
+from .vocabulary import UNASSIGNED
 
 CELL_TYPES = (
     "HSC",
@@ -31,7 +32,6 @@ CELL_TYPES = (
     "CTL",
     "NK",
 )
-UNASSIGNED = "unassigned"
 MARKER_COLUMNS = ("cell_type", "gene", "weight", "reference")
 METHODS = ("scaled", "score_genes")
 

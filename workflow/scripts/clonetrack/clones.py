@@ -14,8 +14,8 @@ from anndata import AnnData
 from scipy.sparse.csgraph import connected_components
 
 from clonetrack.errors import InputError
+from clonetrack.vocabulary import UNASSIGNED
 
-UNASSIGNED = "unassigned"
 LINEAGE_STATUSES = ("assigned", "no_barcode", "below_threshold", "singleton")
 
 

@@ -11,6 +11,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .vocabulary import UNASSIGNED
+
 log = logging.getLogger(__name__)
 
 Z_95 = 1.959963984540054
@@ -178,7 +180,7 @@ def timepoint_de(
     reference: str = "diagnosis",
     min_cells: int = 10,
     min_patients: int = 2,
-    skip_types: tuple[str, ...] = ("unassigned",),
+    skip_types: tuple[str, ...] = (UNASSIGNED,),
     random_state: int = 0,
     n_cpus: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

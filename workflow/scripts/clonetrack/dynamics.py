@@ -14,11 +14,12 @@ import pandas as pd
 from scipy import stats
 
 from clonetrack.errors import InputError
-
-UNASSIGNED = "unassigned"
-# A clone keeping its share of a shrinking leukaemia was depleted like the rest: only a clone
-# gaining share under treatment is resistant by default (configurable).
-RESISTANT = ("expanding",)
+from clonetrack.vocabulary import (
+    RESISTANT_CLASSES,
+    SENSITIVE_CLASSES,
+    SURVIVING_CLASSES,
+    UNASSIGNED,
+)
 CLASS_COLUMNS = (
     "patient_id",
     "clone",
@@ -45,8 +46,6 @@ CLASS_COLUMNS = (
     "log2_or_ci_high",
     "evidence",
 )
-SENSITIVE = ("contracting", "eliminated")
-
 
 def clopper_pearson(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Exact binomial interval for ``k`` successes out of ``n`` (NaN where ``n`` is 0)."""
@@ -378,8 +377,8 @@ def classify_clones(
     min_fold: float = 2.0,
     absent_upper: float = 0.05,
     confidence: float = 0.95,
-    resistant_classes: tuple[str, ...] = RESISTANT,
-    sensitive_classes: tuple[str, ...] = SENSITIVE,
+    resistant_classes: tuple[str, ...] = RESISTANT_CLASSES,
+    sensitive_classes: tuple[str, ...] = SENSITIVE_CLASSES,
 ) -> pd.DataFrame:
     """Classify each clone by its change from the patient's first to last timepoint.
 
@@ -514,7 +513,7 @@ def cohort_model(
     freqs: pd.DataFrame,
     classes: pd.DataFrame,
     *,
-    resistant_classes: tuple[str, ...] = ("expanding", "persistent", "emergent"),
+    surviving_classes: tuple[str, ...] = SURVIVING_CLASSES,
     confidence: float = 0.95,
 ) -> tuple[dict, pd.DataFrame]:
     """Cohort summary of treatment-surviving clones across patients.
@@ -522,7 +521,7 @@ def cohort_model(
     Two figures:
 
     1. A quasi-binomial GLM (logit link) of the cells of the patient's surviving clones
-       (``resistant_classes``) out of the compartment, per patient x timepoint, with patient as
+       (``surviving_classes``) out of the compartment, per patient x timepoint, with patient as
        a fixed effect and ``timepoint_order`` as a linear term. The timepoint coefficient is the
        change in log odds of the surviving clones' share per step of the patient's order. The
        dispersion is estimated from the Pearson chi-square (cells of one sample are not
@@ -539,9 +538,10 @@ def cohort_model(
         Output of :func:`clone_frequencies`.
     classes
         Output of :func:`classify_clones`.
-    resistant_classes
-        Classes counted as surviving treatment. ``emergent`` is included by default: a clone
-        found only after treatment survived it, and whether it was there before is the question.
+    surviving_classes
+        Classes counted as surviving treatment (:data:`clonetrack.vocabulary.SURVIVING_CLASSES`).
+        ``emergent`` is included by default: a clone found only after treatment survived it, and
+        whether it was there before is the question.
     confidence
         Level of the intervals.
 
@@ -549,39 +549,39 @@ def cohort_model(
     -------
     summary
         ``coef_log_odds_per_step``, ``ci_low``, ``ci_high``, ``p``, ``dispersion``,
-        ``n_patients``, ``n_observations``, ``note``; ``n_patients_with_resistant``,
+        ``n_patients``, ``n_observations``, ``note``; ``n_patients_with_surviving``,
         ``n_patients_all_detected_at_first``, ``fraction_detected_at_first`` with ``_ci_low``
         and ``_ci_high``.
     per_patient
-        Per patient x timepoint: ``resistant_cells``, ``n_malignant``, ``resistant_fraction``,
-        plus per patient ``n_resistant_clones`` and ``n_detected_at_first``.
+        Per patient x timepoint: ``surviving_cells``, ``n_malignant``, ``surviving_fraction``,
+        plus per patient ``n_surviving_clones`` and ``n_detected_at_first``.
     """
     # the submodules, not statsmodels.api, which imports every model (seconds)
     from statsmodels.genmod import families
     from statsmodels.genmod.generalized_linear_model import GLM
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-    res_cl = classes[classes["class"].isin(resistant_classes)][["patient_id", "clone"]]
+    res_cl = classes[classes["class"].isin(surviving_classes)][["patient_id", "clone"]]
     marked = freqs.merge(res_cl.assign(_res=True), on=["patient_id", "clone"], how="left")
     marked["_res"] = marked["_res"].eq(True)
     tp = _timepoints(freqs)
     res_cells = (
         marked[marked["_res"]].groupby(["patient_id", "timepoint_order"])["n_cells"].sum()
     )
-    tp["resistant_cells"] = (
+    tp["surviving_cells"] = (
         res_cells.reindex(pd.MultiIndex.from_frame(tp[["patient_id", "timepoint_order"]]))
         .fillna(0).astype(int).to_numpy()
     )
     with np.errstate(invalid="ignore", divide="ignore"):
-        tp["resistant_fraction"] = tp["resistant_cells"] / tp["n_malignant"]
-    per_clone = classes[classes["class"].isin(resistant_classes)].groupby("patient_id")
-    tp["n_resistant_clones"] = tp["patient_id"].map(per_clone.size()).fillna(0).astype(int)
+        tp["surviving_fraction"] = tp["surviving_cells"] / tp["n_malignant"]
+    per_clone = classes[classes["class"].isin(surviving_classes)].groupby("patient_id")
+    tp["n_surviving_clones"] = tp["patient_id"].map(per_clone.size()).fillna(0).astype(int)
     tp["n_detected_at_first"] = (
         tp["patient_id"].map(per_clone["detected_at_first"].sum()).fillna(0).astype(int)
     )
 
     summary = {
-        "resistant_classes": list(resistant_classes),
+        "surviving_classes": list(surviving_classes),
         "coef_log_odds_per_step": np.nan,
         "ci_low": np.nan,
         "ci_high": np.nan,
@@ -595,14 +595,14 @@ def cohort_model(
     multi = fit_data.groupby("patient_id")["timepoint_order"].nunique()
     fit_data = fit_data[fit_data["patient_id"].isin(multi.index[multi > 1])]
     summary["n_observations"] = int(len(fit_data))
-    if fit_data.empty or fit_data["resistant_cells"].sum() == 0:
+    if fit_data.empty or fit_data["surviving_cells"].sum() == 0:
         summary["note"] = "no patient with two timepoints and surviving-clone cells; no model."
     else:
         patients = pd.get_dummies(fit_data["patient_id"], drop_first=True, dtype=float)
         design = pd.concat([patients, fit_data["timepoint_order"].astype(float)], axis=1)
         design.insert(0, "const", 1.0)
         endog = np.column_stack(
-            [fit_data["resistant_cells"], fit_data["n_malignant"] - fit_data["resistant_cells"]]
+            [fit_data["surviving_cells"], fit_data["n_malignant"] - fit_data["surviving_cells"]]
         ).astype(float)
         df_resid = len(fit_data) - design.shape[1]
         with warnings.catch_warnings(record=True) as caught:
@@ -639,11 +639,11 @@ def cohort_model(
         summary["note"] = " ".join(notes)
 
     pat = tp.drop_duplicates("patient_id")
-    with_res = pat[pat["n_resistant_clones"] > 0]
-    n_all = int((with_res["n_detected_at_first"] == with_res["n_resistant_clones"]).sum())
+    with_res = pat[pat["n_surviving_clones"] > 0]
+    n_all = int((with_res["n_detected_at_first"] == with_res["n_surviving_clones"]).sum())
     lo, hi = clopper_pearson([n_all], [len(with_res)], confidence=confidence)
     summary.update(
-        n_patients_with_resistant=int(len(with_res)),
+        n_patients_with_surviving=int(len(with_res)),
         n_patients_all_detected_at_first=n_all,
         fraction_detected_at_first=n_all / len(with_res) if len(with_res) else np.nan,
         fraction_detected_at_first_ci_low=float(lo[0]),

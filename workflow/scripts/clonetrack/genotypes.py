@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .vocabulary import UNASSIGNED
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ first. Cells whose
     from scipy.sparse import csc_matrix
     from vireoSNP import BinomMixtureVB
 
-    clone = pd.Series("unassigned", index=alt.index, dtype=object)
+    clone = pd.Series(UNASSIGNED, index=alt.index, dtype=object)
     depth = alt + ref
     informative = depth.sum(axis=1) > 0
     columns = ["clone", "n_cells", *[f"af_{v}" for v in alt.columns]]
@@ -197,7 +198,7 @@ first. Cells whose
         shown = carried[carried >= NAME_MUTANT_FRACTION]
         names[c] = f"{patient_id}_G_" + "+".join((shown if len(shown) else carried[:1]).index)
         rows.append({"clone": names[c], "n_cells": int(members.sum()), **{f"af_{v}": float(af.loc[v, c]) for v in alt.columns}})
-    labels = np.array([names.get(c, "unassigned") for c in component], dtype=object)
-    labels[~confident] = "unassigned"
+    labels = np.array([names.get(c, UNASSIGNED) for c in component], dtype=object)
+    labels[~confident] = UNASSIGNED
     clone[informative[informative].index] = labels
     return clone, pd.DataFrame(rows, columns=columns)

@@ -8,6 +8,8 @@ from anndata import AnnData
 from sklearn.metrics import silhouette_samples
 from sklearn.neighbors import NearestNeighbors
 
+from .vocabulary import UNASSIGNED
+
 
 def _subsample(n: int, size: int, random_state: int) -> np.ndarray:
     rng = np.random.default_rng(random_state)
@@ -51,7 +53,7 @@ def integration_metrics(
     *,
     batch_key: str,
     label_key: str = "cell_type",
-    ignore_labels: tuple[str, ...] = ("unassigned",),
+    ignore_labels: tuple[str, ...] = (UNASSIGNED,),
     max_cells: int = 10000,
     random_state: int = 0,
 ) -> pd.DataFrame:

@@ -15,10 +15,10 @@ from anndata import AnnData
 
 from . import clones as clone_defs
 from .errors import InputError
+from .vocabulary import CLONE_SOURCES, UNASSIGNED
 
 log = logging.getLogger(__name__)
 
-UNASSIGNED = "unassigned"
 CELL_COLUMNS = [
     "clone",
     "clone_source",
@@ -36,8 +36,7 @@ CELL_COLUMNS = [
 # Healthy-sample cells of a type form their own copy-number reference category from this many.
 MIN_REFERENCE_CATEGORY_CELLS = 10
 
-SOURCES = ("given", "lineage_barcode", "genotype", "cnv")
-"""Clone sources; the config's ``clones.source_precedence`` orders them (first available wins)."""
+SOURCES = CLONE_SOURCES
 
 
 def define_patient_clones(
