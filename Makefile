@@ -13,11 +13,13 @@ venv: $(VENV)/.installed
 
 # torch first and pinned: a bare or unpinned torch would pull a multi-GB CUDA build.
 # uv honours --find-links so the CPU wheel on local disk (if any) is used.
-$(VENV)/.installed: requirements.txt
+# requirements.txt is what jobs need (envs/clonetrack.yaml pins the same); requirements-dev.txt adds
+# the linters, formatters and the report test's browser driver.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv==0.13.9
 	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) torch==2.13.0
-	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) -r requirements.txt
+	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(if $(wildcard /opt/wheels),--find-links /opt/wheels) -r requirements.txt -r requirements-dev.txt
 	touch $@
 
 run: venv
@@ -32,6 +34,8 @@ test: venv browser
 	$(BIN)/python -m pytest
 
 lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 

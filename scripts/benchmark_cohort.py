@@ -318,9 +318,7 @@ def read_benchmarks(workdir: Path) -> list[dict]:
                 "max_rss_mb": float(last["max_rss"]) if pd.notna(last["max_rss"]) else 0.0,
                 "max_pss_mb": float(last["max_pss"]) if pd.notna(last.get("max_pss")) else 0.0,
                 "cpu_s": float(last["cpu_time"]) if "cpu_time" in last else float("nan"),
-                "mem_mb": float(
-                    requests.get(str(path.relative_to(workdir)), float("nan"))
-                ),
+                "mem_mb": float(requests.get(str(path.relative_to(workdir)), float("nan"))),
             }
         )
     return rows
@@ -374,7 +372,8 @@ def measure(cmd: list[str], *, cwd: Path | None = None, interval: float = 0.5) -
     """Run ``cmd`` under ``time -v`` while a thread samples the RSS of its whole process tree.
 
     Returns wall time, exit code, load averages, ``time -v`` CPU and largest-process peak,
-    the concurrent peaks (``concurrent_peak_rss_mb``, ``concurrent_peak_pss_mb``), and the captured ``stdout``/``stderr``.
+    the concurrent peaks (``concurrent_peak_rss_mb``, ``concurrent_peak_pss_mb``), and the
+    captured ``stdout``/``stderr``.
     """
     load = os.getloadavg()[0]
     start = time.perf_counter()

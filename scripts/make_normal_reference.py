@@ -39,13 +39,19 @@ def main() -> None:
     for sample_id, (dem, anno, donor) in DONORS.items():
         x = pd.read_csv(args.source / dem, sep="\t", index_col=0)
         x = x[~x.index.duplicated()]
-        labels = pd.read_csv(args.source / anno, sep="\t", index_col=0, usecols=["Cell", "CellType"])
+        labels = pd.read_csv(
+            args.source / anno, sep="\t", index_col=0, usecols=["Cell", "CellType"]
+        )
         labels = labels["CellType"].dropna()
         cells = x.columns.intersection(labels.index)
         part = ad.AnnData(
             sp.csr_matrix(x[cells].to_numpy().T.astype(np.int32)),
             obs=pd.DataFrame(
-                {"cell_type": labels.loc[cells].astype(str).to_numpy(), "sample_id": sample_id, "donor": donor},
+                {
+                    "cell_type": labels.loc[cells].astype(str).to_numpy(),
+                    "sample_id": sample_id,
+                    "donor": donor,
+                },
                 index=cells,
             ),
             var=pd.DataFrame(index=x.index),

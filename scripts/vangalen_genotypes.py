@@ -57,7 +57,9 @@ def _site(change: str) -> str:
     return numbered.group(1) if numbered else change
 
 
-def convert(anno: pd.DataFrame, known: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, Counter, Counter]:
+def convert(
+    anno: pd.DataFrame, known: dict[str, list[str]] | None = None
+) -> tuple[pd.DataFrame, Counter, Counter]:
     """Genotype rows of one annotation table (first column the cell barcode).
 
     ``known`` maps a gene to the patient's variants in it (from all of its samples); wild-type
@@ -67,9 +69,13 @@ def convert(anno: pd.DataFrame, known: dict[str, list[str]] | None = None) -> tu
     mutant_calls = Counter()
     reads: list[tuple[str, str, int, int]] = []
     wild_type_genes: list[tuple[str, str]] = []
+    none = pd.Series("", index=anno.index)
     for cell, mut, wt, nano in zip(
-        anno[barcode], anno.get("MutTranscripts", ""), anno.get("WtTranscripts", ""),
-        anno.get("NanoporeTranscripts", pd.Series("", index=anno.index)),
+        anno[barcode],
+        anno.get("MutTranscripts", none),
+        anno.get("WtTranscripts", none),
+        anno.get("NanoporeTranscripts", none),
+        strict=True,
     ):
         for entry in _entries(mut):
             gene, change = _short_read(entry)
@@ -130,8 +136,10 @@ def main() -> None:
         table, skipped, _ = convert(anno, variants_by_gene(known[patient_of[sample_id]]))
         out = args.out_dir / f"{sample_id}.genotypes.tsv"
         table.to_csv(out, sep="\t", index=False)
-        print(f"{sample_id}: {len(table)} rows, {table['barcode'].nunique()} cells -> {out}"
-              + (f"; wild-type transcripts not placed: {dict(skipped)}" if skipped else ""))
+        print(
+            f"{sample_id}: {len(table)} rows, {table['barcode'].nunique()} cells -> {out}"
+            + (f"; wild-type transcripts not placed: {dict(skipped)}" if skipped else "")
+        )
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import sparse
-
 from clonetrack import ambient
 from clonetrack.simulate import simulate_raw_droplets
+from scipy import sparse
 
 SOUP_GENES = {"HBB": 0.06, "HBA1": 0.04, "HBA2": 0.03, "PPBP": 0.03, "PF4": 0.02}
 
@@ -40,7 +39,9 @@ def planted_sample(n_per_type=60, n_genes=2000, seed=0):
         obs=pd.DataFrame({"barcode": barcodes, "cell_type": types}, index=barcodes),
         var=pd.DataFrame(index=genes),
     )
-    raw, soup = simulate_raw_droplets(cells, n_empty=3000, contamination=0.1, lysed=SOUP_GENES, seed=seed)
+    raw, soup = simulate_raw_droplets(
+        cells, n_empty=3000, contamination=0.1, lysed=SOUP_GENES, seed=seed
+    )
     return cells, raw, soup
 
 
@@ -54,7 +55,8 @@ def test_sparse_subtraction_equals_soupx_adjust_counts():
     rho = rng.uniform(0.02, 0.3, 40)
     channel = soupx.SoupChannel(
         sparse.csr_matrix(np.vstack([counts.toarray(), rng.poisson(0.1, (200, 60))]).T),
-        sparse.csr_matrix(counts.T), calcSoupProfile=False,
+        sparse.csr_matrix(counts.T),
+        calcSoupProfile=False,
     )
     channel.soupProfile = pd.DataFrame({"est": soup, "counts": soup})
     channel.metaData["rho"] = rho
@@ -77,8 +79,10 @@ def test_planted_soup_is_removed_from_cells_that_do_not_make_it():
     # the cells' own programme is left: erythroid haemoglobin and other genes barely move
     ery = ~others
     own_hb = cells.X[ery][:, soup].sum()
-    print(f"erythroid soup genes: own {own_hb:.0f}, read {called.X[ery][:, soup].sum():.0f}, "
-          f"corrected {corrected.X[ery][:, soup].sum():.0f}")
+    print(
+        f"erythroid soup genes: own {own_hb:.0f}, read {called.X[ery][:, soup].sum():.0f}, "
+        f"corrected {corrected.X[ery][:, soup].sum():.0f}"
+    )
     assert abs(corrected.X[ery][:, soup].sum() - own_hb) <= 0.15 * own_hb
     own = cells.X[:, ~soup].sum()
     assert abs(corrected.X[:, ~soup].sum() - own) <= 0.05 * own  # back to the planted counts

@@ -8,9 +8,6 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-from sklearn.metrics import adjusted_rand_score
-from sklearn.neighbors import kneighbors_graph
-
 from clonetrack.annotate import (
     CELL_TYPES,
     annotate_clusters,
@@ -19,6 +16,8 @@ from clonetrack.annotate import (
     score_cell_types,
 )
 from clonetrack.errors import InputError
+from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import kneighbors_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKERS = ROOT / "resources" / "markers" / "bone_marrow_markers.tsv"
@@ -155,8 +154,11 @@ def test_too_few_scorable_classes_is_an_input_error(planted):
 def test_mouse_symbols_are_told_apart_from_missing_symbols(planted):
     adata, markers = planted
     adata.var_names = [g.capitalize() for g in adata.var_names]
-    with pytest.raises(InputError, match=r"present only in another case \(e\.g\. [A-Z0-9]+\): the "
-                       "panel and the data are of different organisms"):
+    with pytest.raises(
+        InputError,
+        match=r"present only in another case \(e\.g\. [A-Z0-9]+\): the "
+        "panel and the data are of different organisms",
+    ):
         score_cell_types(adata, markers)
 
 
@@ -296,7 +298,11 @@ def test_vangalen_normal_cells_match_published_labels(vangalen_normal):
     for c in ["Mono", "T", "NK", "B", "ProB", "Plasma", "Prog", "lateEry"]:
         assert m["recall"][c] > 0.6, (c, m["recall"][c])
     assert set(adata.uns["clonetrack"]["annotate"]["missing_markers"]) == {
-        "IGHA1", "IGHD", "IGHG1", "IGHM", "TRAC"
+        "IGHA1",
+        "IGHD",
+        "IGHG1",
+        "IGHM",
+        "TRAC",
     }
 
 

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-
 from clonetrack.clones import assign_given_clones, attach_lineage_clones, call_lineage_clones
 from clonetrack.errors import InputError
 
@@ -39,14 +38,18 @@ def test_given_clones_touch_only_the_sample_and_report_everything():
     s2 = adata.obs[adata.obs.sample_id == "S2"]
     assert (s2["clone"] == "unassigned").all() and (s2["clone_source"] == "none").all()
     assert report == {
-        "n_cells": 4, "n_assigned": 2, "n_low_confidence": 1, "n_table_rows_unmatched": 1,
+        "n_cells": 4,
+        "n_assigned": 2,
+        "n_low_confidence": 1,
+        "n_table_rows_unmatched": 1,
     }
     assert unmatched["barcode"].tolist() == ["ZZ99"]
     assert adata.uns["clonetrack"]["assign_given_clones"]["S1"]["min_confidence"] == 0.5
 
     # a second sample keeps the first one's labels
-    assign_given_clones(adata, pd.DataFrame({"barcode": ["AC03"], "clone_id": ["x"]}),
-                        sample_id="S2")
+    assign_given_clones(
+        adata, pd.DataFrame({"barcode": ["AC03"], "clone_id": ["x"]}), sample_id="S2"
+    )
     assert adata.obs.loc["S1_AC00", "clone"] == "c1"
     assert adata.obs.loc["S2_AC03", "clone"] == "x"
 
@@ -61,8 +64,11 @@ def test_conflicting_duplicate_barcodes_name_the_rows():
     ("table", "kwargs", "match"),
     [
         (pd.DataFrame({"barcode": ["AC00"]}), {}, "clone_id"),
-        (pd.DataFrame({"barcode": ["AC00"], "clone_id": ["c"]}), {"min_confidence": 0.5},
-         "confidence"),
+        (
+            pd.DataFrame({"barcode": ["AC00"], "clone_id": ["c"]}),
+            {"min_confidence": 0.5},
+            "confidence",
+        ),
         (pd.DataFrame({"barcode": ["AC00"], "clone_id": ["c"]}), {"sample_id": "S9"}, "S9"),
     ],
 )
@@ -98,8 +104,14 @@ def test_lineage_calls_on_planted_counts():
     assert calls["barcode"].tolist() == [f"c{i}" for i in range(8)]
     assert calls["signature"].tolist() == ["t0+t1", "t0+t1", "t2", "t2+t4", "t3", "", "", "t0"]
     assert calls["status"].tolist() == [
-        "assigned", "assigned", "singleton", "singleton", "singleton",
-        "below_threshold", "no_barcode", "singleton",
+        "assigned",
+        "assigned",
+        "singleton",
+        "singleton",
+        "singleton",
+        "below_threshold",
+        "no_barcode",
+        "singleton",
     ]
     assert calls.loc[0, "clone_id"] == calls.loc[1, "clone_id"] == "L001"
     assert calls["n_barcode_umis"].tolist() == [9, 10, 9, 9, 4, 2, 0, 22]
@@ -109,8 +121,9 @@ def test_lineage_calls_on_planted_counts():
     assert linked.loc[2, "clone_id"] == linked.loc[3, "clone_id"] != "unassigned"
     assert linked.loc[7, "clone_id"] == linked.loc[0, "clone_id"] == "L001"
     assert linked["status"].value_counts()["assigned"] == 5
-    assert (call_lineage_clones(toy_counts(), jaccard_threshold=0.51)["status"]
-            == calls["status"]).all()
+    assert (
+        call_lineage_clones(toy_counts(), jaccard_threshold=0.51)["status"] == calls["status"]
+    ).all()
     # min_barcodes=2 rejects single-tag signatures
     two = call_lineage_clones(toy_counts(), min_barcodes=2)
     assert two.loc[2, "status"] == "below_threshold" and two.loc[0, "status"] == "assigned"
@@ -167,19 +180,35 @@ def test_resistance_de_refuses_status_confounded_with_timepoint():
     """Resistant clones seen (with enough cells) only at relapse, sensitive ones only at
     diagnosis: the status effect is the treatment effect; the DE says so instead of failing."""
     import pandas as pd
-
     from clonetrack.resistance import resistance_de
 
     rng = np.random.default_rng(0)
     rows = []
     for patient in ("P1", "P2", "P3"):
-        rows.append({"patient_id": patient, "clone": "A", "timepoint": "diagnosis",
-                     "status": "sensitive", "cell_type": "GMP", "n_cells": 40})
-        rows.append({"patient_id": patient, "clone": "B", "timepoint": "relapse",
-                     "status": "resistant", "cell_type": "GMP", "n_cells": 40})
+        rows.append(
+            {
+                "patient_id": patient,
+                "clone": "A",
+                "timepoint": "diagnosis",
+                "status": "sensitive",
+                "cell_type": "GMP",
+                "n_cells": 40,
+            }
+        )
+        rows.append(
+            {
+                "patient_id": patient,
+                "clone": "B",
+                "timepoint": "relapse",
+                "status": "resistant",
+                "cell_type": "GMP",
+                "n_cells": 40,
+            }
+        )
     meta = pd.DataFrame(rows)
-    counts = pd.DataFrame(rng.poisson(50, size=(len(meta), 30)),
-                          columns=[f"G{i}" for i in range(30)])
+    counts = pd.DataFrame(
+        rng.poisson(50, size=(len(meta), 30)), columns=[f"G{i}" for i in range(30)]
+    )
     table, summary = resistance_de(counts, meta, min_cells=10)
     assert table.empty
     assert summary["status"] == "skipped"

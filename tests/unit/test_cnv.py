@@ -12,10 +12,14 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-from sklearn.metrics import adjusted_rand_score, balanced_accuracy_score, precision_score, recall_score
-
 from clonetrack import cnv, io
 from clonetrack.errors import InputError
+from sklearn.metrics import (
+    adjusted_rand_score,
+    balanced_accuracy_score,
+    precision_score,
+    recall_score,
+)
 
 matplotlib.use("Agg")
 
@@ -111,7 +115,10 @@ def _synthetic(positions, seed=0, *, plant=True):
     depth = rng.lognormal(np.log(3000), 0.3, size=len(groups))[:, None]
     counts = rng.poisson(rates / rates.sum(axis=1, keepdims=True) * depth).astype(np.float32)
     obs = pd.DataFrame(
-        {"cell_type": np.where(np.isin(groups, ["cloneA", "cloneB"]), "GMP", groups), "truth": groups},
+        {
+            "cell_type": np.where(np.isin(groups, ["cloneA", "cloneB"]), "GMP", groups),
+            "truth": groups,
+        },
         index=[f"c{i}" for i in range(len(groups))],
     )
     adata = ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=genes))
@@ -138,7 +145,10 @@ def test_planted_malignant_calls(planted):
 
 
 def test_planted_subclones_are_distinct(planted):
-    mal = planted.obs["truth"].isin(["cloneA", "cloneB"]).to_numpy() & planted.obs["malignant"].to_numpy()
+    mal = (
+        planted.obs["truth"].isin(["cloneA", "cloneB"]).to_numpy()
+        & planted.obs["malignant"].to_numpy()
+    )
     clones = planted.obs["cnv_clone"].astype(str)
     assert (clones[~planted.obs["malignant"].to_numpy()] == "normal").all()
     assert set(clones[mal]) <= {f"cnv{k}" for k in range(1, 10)}
@@ -148,13 +158,23 @@ def test_planted_subclones_are_distinct(planted):
 
 def test_planted_segments_found(planted):
     seg = cnv.cnv_segments(planted)
-    assert set(seg.columns) >= {"clone", "chromosome", "first_gene", "last_gene", "start", "end", "mean_log_ratio"}
+    assert set(seg.columns) >= {
+        "clone",
+        "chromosome",
+        "first_gene",
+        "last_gene",
+        "start",
+        "end",
+        "mean_log_ratio",
+    }
     genes = planted.var_names
     gain_chrom = planted.var["chromosome"].iloc[GAIN.start + 50]
     loss_chrom = planted.var["chromosome"].iloc[LOSS.start + 50]
     # The clone carrying the loss is the one whose cells are mostly cloneB.
     mal = planted.obs["malignant"].to_numpy()
-    clone_b = planted.obs.loc[mal & (planted.obs["truth"] == "cloneB").to_numpy(), "cnv_clone"].mode()[0]
+    clone_b = planted.obs.loc[
+        mal & (planted.obs["truth"] == "cloneB").to_numpy(), "cnv_clone"
+    ].mode()[0]
     gains = seg[(seg["mean_log_ratio"] > 0) & (seg["chromosome"] == gain_chrom)]
     losses = seg[(seg["mean_log_ratio"] < 0) & (seg["chromosome"] == loss_chrom)]
     assert set(gains["clone"]) >= set(planted.obs.loc[mal, "cnv_clone"].astype(str))
@@ -180,7 +200,9 @@ def test_deterministic(positions, planted):
     again = _synthetic(positions)
     cnv.infer_cnv(again, window_size=50, step=5, random_state=0)
     np.testing.assert_array_equal(again.obs["malignant"], planted.obs["malignant"])
-    np.testing.assert_array_equal(again.obs["cnv_clone"].astype(str), planted.obs["cnv_clone"].astype(str))
+    np.testing.assert_array_equal(
+        again.obs["cnv_clone"].astype(str), planted.obs["cnv_clone"].astype(str)
+    )
 
 
 def test_rejects_raw_counts_and_missing_reference(positions):
@@ -212,7 +234,10 @@ def test_toy_patient_malignant_calls(positions):
     sheet = pd.read_csv(TOY / "samples.tsv", sep="\t", dtype=str).fillna("")
     rows = sheet[sheet["patient_id"] == "P1"]
     adata = ad.concat(
-        [io.read_counts(TOY / r.path, sample_id=r.sample_id, fmt=r.format or None) for r in rows.itertuples()]
+        [
+            io.read_counts(TOY / r.path, sample_id=r.sample_id, fmt=r.format or None)
+            for r in rows.itertuples()
+        ]
     )
     truth = pd.read_csv(TOY / "truth" / "cells.tsv", sep="\t")
     truth.index = truth["sample_id"] + "_" + truth["barcode"]
@@ -268,7 +293,9 @@ def _vangalen(sample: str) -> ad.AnnData:
 def test_real_aml419a_agreement(positions):
     adata = _vangalen("AML419A-D0")
     cnv.add_gene_positions(adata, positions)
-    cnv.infer_cnv(adata, reference_key="CellType", reference_categories=REFERENCE, min_reference_cells=10)
+    cnv.infer_cnv(
+        adata, reference_key="CellType", reference_categories=REFERENCE, min_reference_cells=10
+    )
     labelled = adata.obs["PredictionRefined"].isin(["malignant", "normal"]).to_numpy()
     truth = (adata.obs["PredictionRefined"][labelled] == "malignant").to_numpy()
     call = adata.obs["malignant"].to_numpy()[labelled]
@@ -319,4 +346,6 @@ def test_one_job_runs_in_process_with_the_pools_result(positions, planted, monke
     assert calls == [2]
     np.testing.assert_array_equal(in_process.obsm["X_cnv"].toarray(), pool.obsm["X_cnv"].toarray())
     np.testing.assert_array_equal(in_process.obs["malignant"], pool.obs["malignant"])
-    np.testing.assert_array_equal(in_process.obs["cnv_clone"].astype(str), pool.obs["cnv_clone"].astype(str))
+    np.testing.assert_array_equal(
+        in_process.obs["cnv_clone"].astype(str), pool.obs["cnv_clone"].astype(str)
+    )

@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from clonetrack import cohort
 from clonetrack.errors import InputError
+from scipy import stats
 
 LEVELS = ["sustained_response", "relapse", "primary_refractory"]
 SHEET_PATIENTS = ["P1", "P2", "P3", "P4"]
@@ -26,9 +25,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_patient_table_with_notes_for_missing_and_extra_patients(tmp_path):
-    path = write(tmp_path, "patients.tsv",
-                 "patient_id\tresponse\tage\nP1\trelapse\t70\nP2\t\t61\nP3\tprimary_refractory\t55\n"
-                 "P9\trelapse\t40\n")
+    path = write(
+        tmp_path,
+        "patients.tsv",
+        "patient_id\tresponse\tage\nP1\trelapse\t70\nP2\t\t61\nP3\tprimary_refractory\t55\n"
+        "P9\trelapse\t40\n",
+    )
     table, notes = cohort.read_patient_table(path, levels=LEVELS, sheet_patients=SHEET_PATIENTS)
     assert list(table.index) == ["P1", "P2", "P3"]
     assert table.loc["P3", "response"] == "primary_refractory"
@@ -42,11 +44,18 @@ def test_patient_table_with_notes_for_missing_and_extra_patients(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("patient_id\tresponse\nP1\trelapse\nP1\trelapse\n",
-         "patient_id listed more than once in row(s) 1, 2 (P1): give each patient one row"),
-        ("patient_id\tresponse\nP1\trefractory\n",
-         "column 'response': ['refractory'] in row(s) 1 are not among cohort.response_levels"),
-        ("patient\tresponse\nP1\trelapse\n", "lacks column(s) patient_id (found: patient, response)"),
+        (
+            "patient_id\tresponse\nP1\trelapse\nP1\trelapse\n",
+            "patient_id listed more than once in row(s) 1, 2 (P1): give each patient one row",
+        ),
+        (
+            "patient_id\tresponse\nP1\trefractory\n",
+            "column 'response': ['refractory'] in row(s) 1 are not among cohort.response_levels",
+        ),
+        (
+            "patient\tresponse\nP1\trelapse\n",
+            "lacks column(s) patient_id (found: patient, response)",
+        ),
     ],
 )
 def test_bad_patient_tables_name_row_and_column(tmp_path, text, message):
@@ -61,30 +70,49 @@ def test_bad_patient_tables_name_row_and_column(tmp_path, text, message):
 # measurement tables
 
 
-SHEET = pd.DataFrame({"patient_id": ["P1", "P1", "P2"]}, index=pd.Index(["P1_d", "P1_r", "P2_d"], name="sample_id"))
+SHEET = pd.DataFrame(
+    {"patient_id": ["P1", "P1", "P2"]}, index=pd.Index(["P1_d", "P1_r", "P2_d"], name="sample_id")
+)
 
 
 def test_measurements_by_patient_and_by_sample(tmp_path):
-    dst = write(tmp_path, "dst.tsv", "patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t0.4\n"
-                "P2\tDST\tven\tNA\nP7\tDST\tven\t0.9\n")
-    bh3 = write(tmp_path, "bh3.csv", "sample_id,assay,feature,value\nP1_d,BH3,BCL2,12\nP1_r,BH3,BCL2,30\n")
-    table, notes = cohort.read_measurements([str(dst), str(bh3)], sheet_patients=["P1", "P2"],
-                                            sheet_samples=SHEET)
+    dst = write(
+        tmp_path,
+        "dst.tsv",
+        "patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t0.4\n"
+        "P2\tDST\tven\tNA\nP7\tDST\tven\t0.9\n",
+    )
+    bh3 = write(
+        tmp_path, "bh3.csv", "sample_id,assay,feature,value\nP1_d,BH3,BCL2,12\nP1_r,BH3,BCL2,30\n"
+    )
+    table, notes = cohort.read_measurements(
+        [str(dst), str(bh3)], sheet_patients=["P1", "P2"], sheet_samples=SHEET
+    )
     assert table[["patient_id", "sample_id", "measure", "value"]].values.tolist() == [
-        ["P1", "", "DST:ven", 0.4], ["P1", "P1_d", "BH3:BCL2", 12.0], ["P1", "P1_r", "BH3:BCL2", 30.0],
+        ["P1", "", "DST:ven", 0.4],
+        ["P1", "P1_d", "BH3:BCL2", 12.0],
+        ["P1", "P1_r", "BH3:BCL2", 30.0],
     ]
-    assert notes == [f"measurement table {dst}: rows of patient_ids not in the sample sheet ignored: ['P7']"]
+    assert notes == [
+        f"measurement table {dst}: rows of patient_ids not in the sample sheet ignored: ['P7']"
+    ]
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t0.4\nP2\tDST\tven\thigh\n",
-         "column 'value': not a number in row(s) 2 (e.g. 'high')"),
-        ("patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t0.4\nP1\tDST\tven\t0.5\n",
-         "patient_id x assay x feature given more than once in row(s) 1, 2"),
-        ("patient_id\tassay\tfeature\tvalue\nX1\tDST\tven\t0.4\n",
-         "no row names a patient_id of the sample sheet (e.g. 'X1')"),
+        (
+            "patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t0.4\nP2\tDST\tven\thigh\n",
+            "column 'value': not a number in row(s) 2 (e.g. 'high')",
+        ),
+        (
+            "patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t0.4\nP1\tDST\tven\t0.5\n",
+            "patient_id x assay x feature given more than once in row(s) 1, 2",
+        ),
+        (
+            "patient_id\tassay\tfeature\tvalue\nX1\tDST\tven\t0.4\n",
+            "no row names a patient_id of the sample sheet (e.g. 'X1')",
+        ),
         ("patient_id\tdrug\tvalue\nP1\tven\t0.4\n", "lacks column(s) assay, feature"),
     ],
 )
@@ -109,7 +137,9 @@ def test_compare_groups_against_scipy_and_planted_shift():
     out = cohort.compare_groups(features, groups, n_boot=500, seed=0).set_index("feature")
     expected = stats.mannwhitneyu(shifted[:8], shifted[8:], alternative="two-sided")
     assert out.loc["shifted", "p"] == pytest.approx(expected.pvalue)
-    assert out.loc["shifted", "difference"] == pytest.approx(shifted[:8].mean() - shifted[8:].mean())
+    assert out.loc["shifted", "difference"] == pytest.approx(
+        shifted[:8].mean() - shifted[8:].mean()
+    )
     assert out.loc["shifted", "difference_ci_low"] > 0
     assert out.loc["shifted", "auroc"] == pytest.approx(expected.statistic / 64)
     assert out.loc["shifted", "q"] < 0.05
@@ -171,30 +201,47 @@ def test_spearman_table_matches_scipy_with_an_interval():
 
 
 def test_composition_shares_and_unknown_denominators():
-    obs = pd.DataFrame({
-        "sample_id": ["a"] * 4 + ["b"] * 2,
-        "cell_type": ["Mono", "Mono", "HSC", "T", "T", "B"],
-        "malignant": [True, True, True, False, False, False],
-    })
+    obs = pd.DataFrame(
+        {
+            "sample_id": ["a"] * 4 + ["b"] * 2,
+            "cell_type": ["Mono", "Mono", "HSC", "T", "T", "B"],
+            "malignant": [True, True, True, False, False, False],
+        }
+    )
     out = cohort.composition_features(obs, groups={"monocytic": ["ProMono", "Mono"]})
     assert out.loc["a", "malignant_fraction"] == 0.75
     assert out.loc["a", "malignant_group:monocytic"] == pytest.approx(2 / 3)
-    assert out.loc["a", ["composition_all:Mono", "composition_all:HSC", "composition_all:T"]].sum() == 1
+    assert (
+        out.loc["a", ["composition_all:Mono", "composition_all:HSC", "composition_all:T"]].sum()
+        == 1
+    )
     # no malignant cell: the share among malignant cells is unknown, not 0
     assert out.loc["b", "malignant_fraction"] == 0
     assert np.isnan(out.loc["b", "malignant_group:monocytic"])
 
 
 def test_patient_answer_states_detection_or_its_bound():
-    freqs = pd.DataFrame({
-        "patient_id": ["P1", "P1"], "sample_id": ["d", "r"], "timepoint": ["diagnosis", "relapse"],
-        "timepoint_order": [0, 1], "malignant_fraction": [0.5, 0.6],
-    })
-    classes = pd.DataFrame({
-        "patient_id": ["P1", "P1"], "clone": ["A", "B"], "resistant": [True, True],
-        "detected_at_first": [True, False], "first_timepoint": ["diagnosis", "diagnosis"],
-        "first_frequency": [0.1, 0.0], "first_ci_low": [0.05, 0.0], "first_ci_high": [0.18, 0.03],
-    })
+    freqs = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1"],
+            "sample_id": ["d", "r"],
+            "timepoint": ["diagnosis", "relapse"],
+            "timepoint_order": [0, 1],
+            "malignant_fraction": [0.5, 0.6],
+        }
+    )
+    classes = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1"],
+            "clone": ["A", "B"],
+            "resistant": [True, True],
+            "detected_at_first": [True, False],
+            "first_timepoint": ["diagnosis", "diagnosis"],
+            "first_frequency": [0.1, 0.0],
+            "first_ci_low": [0.05, 0.0],
+            "first_ci_high": [0.18, 0.03],
+        }
+    )
     out = cohort.patient_answers(freqs, classes, pd.Series({"P1": "relapse"}), ["P1"])
     assert out.loc[0, "answer"].splitlines() == [
         "malignant 50.0% at diagnosis -> 60.0% at relapse",

@@ -3,7 +3,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-
 from clonetrack import de
 
 
@@ -15,7 +14,7 @@ def make_cohort(n_patients=4, n_cells=40, n_genes=300, planted=20, fold=3.0, see
     rows, obs = [], []
     for p in range(n_patients):
         patient_effect = rng.lognormal(0, 0.4, size=n_genes)
-        for t, timepoint in enumerate(["diagnosis", "on_treatment"]):
+        for _order, timepoint in enumerate(["diagnosis", "on_treatment"]):
             for cell_type in ["Mono", "T"]:
                 mean = base * patient_effect
                 if cell_type == "Mono" and timepoint == "on_treatment":
@@ -24,10 +23,15 @@ def make_cohort(n_patients=4, n_cells=40, n_genes=300, planted=20, fold=3.0, see
                 rate = 2000 * mean / mean.sum()
                 # Gamma-Poisson cells: overdispersed like real UMI counts
                 rows.append(rng.poisson(rng.gamma(2.0, rate / 2.0, size=(n_cells, n_genes))))
-                obs += [{"patient_id": f"P{p}", "timepoint": timepoint, "cell_type": cell_type}] * n_cells
+                obs += [
+                    {"patient_id": f"P{p}", "timepoint": timepoint, "cell_type": cell_type}
+                ] * n_cells
     x = sp.csr_matrix(np.vstack(rows).astype(np.float32))
-    adata = ad.AnnData(x, obs=pd.DataFrame(obs, index=[f"c{i}" for i in range(x.shape[0])]),
-                       var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+    adata = ad.AnnData(
+        x,
+        obs=pd.DataFrame(obs, index=[f"c{i}" for i in range(x.shape[0])]),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
+    )
     adata.layers["counts"] = adata.X.copy()
     return adata
 
@@ -40,8 +44,13 @@ def test_pseudobulk_sums_equal_independent_groupby():
     adata = make_cohort(n_patients=2, n_cells=5, n_genes=20)
     counts, meta = de.pseudobulk(adata, groupby=["patient_id", "timepoint", "cell_type"])
     dense = pd.DataFrame(adata.X.toarray(), columns=adata.var_names)
-    expected = dense.groupby([adata.obs["patient_id"].values, adata.obs["timepoint"].values,
-                              adata.obs["cell_type"].values]).sum()
+    expected = dense.groupby(
+        [
+            adata.obs["patient_id"].values,
+            adata.obs["timepoint"].values,
+            adata.obs["cell_type"].values,
+        ]
+    ).sum()
     assert len(counts) == len(expected) == 8
     for (p, t, c), row in expected.iterrows():
         np.testing.assert_array_equal(counts.loc[f"{p}|{t}|{c}"].to_numpy(), row.to_numpy())
@@ -52,7 +61,9 @@ def test_pseudobulk_sums_equal_independent_groupby():
 def test_planted_genes_found_at_5pct_fdr_and_fold_change_recovered():
     adata = make_cohort()
     results, summary = de.timepoint_de(*pseudobulks(adata), reference="diagnosis", min_cells=10)
-    mono = results[(results["cell_type"] == "Mono") & (results["contrast"] == "on_treatment_vs_diagnosis")]
+    mono = results[
+        (results["cell_type"] == "Mono") & (results["contrast"] == "on_treatment_vs_diagnosis")
+    ]
     planted = [f"G{i}" for i in range(20)]
     hits = set(mono.loc[mono["p_adj"] < 0.05, "gene"])
     recall = len(hits & set(planted)) / len(planted)
@@ -62,7 +73,9 @@ def test_planted_genes_found_at_5pct_fdr_and_fold_change_recovered():
     lfc = mono.set_index("gene").loc[planted, "log2fc"]
     assert lfc.median() == pytest.approx(np.log2(3.0), abs=0.25)
     inside = mono.set_index("gene").loc[planted]
-    covered = ((inside["log2fc_ci_low"] <= np.log2(3)) & (inside["log2fc_ci_high"] >= np.log2(3))).mean()
+    covered = (
+        (inside["log2fc_ci_low"] <= np.log2(3)) & (inside["log2fc_ci_high"] >= np.log2(3))
+    ).mean()
     assert covered >= 0.8
     # T cells carry no planted change
     t_cells = results[results["cell_type"] == "T"]
@@ -85,7 +98,9 @@ def test_pseudobulk_from_blocks_and_aggregate_equal_one_pass_over_the_cells():
     cells = ad.AnnData(obs=adata.obs, var=adata.var)
     matrix = adata.layers["counts"]
     blocks = (matrix[start : start + 10] for start in range(0, adata.n_obs, 10))
-    counts, meta = de.pseudobulk(cells, groupby=["patient_id", "timepoint", "cell_type"], blocks=blocks)
+    counts, meta = de.pseudobulk(
+        cells, groupby=["patient_id", "timepoint", "cell_type"], blocks=blocks
+    )
     pd.testing.assert_frame_equal(counts, whole_counts)
     pd.testing.assert_frame_equal(meta, whole_meta)
     coarse_counts, coarse_meta = de.aggregate(counts, meta, groupby=["patient_id", "cell_type"])
@@ -105,6 +120,8 @@ def test_pseudobulk_refuses_blocks_that_do_not_cover_the_cells():
 
 
 def test_timepoint_de_names_missing_pseudobulk_columns():
-    counts, meta = de.pseudobulk(make_cohort(n_patients=2, n_cells=5, n_genes=20), groupby=["patient_id", "timepoint"])
+    counts, meta = de.pseudobulk(
+        make_cohort(n_patients=2, n_cells=5, n_genes=20), groupby=["patient_id", "timepoint"]
+    )
     with pytest.raises(ValueError, match="cell_type"):
         de.timepoint_de(counts, meta)

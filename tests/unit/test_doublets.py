@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-
 from clonetrack import doublets
 from clonetrack.errors import InputError
 
@@ -235,7 +234,9 @@ def toy_qc():
             counts = io.read_counts(toy / row.path, sample_id=row.sample_id, fmt=row.format or None)
             cells = qc.run_qc(counts, sample_id=row.sample_id, params=params, random_state=0)[1]
             tables.append(cells.set_index(row.sample_id + "_" + cells["barcode"].astype(str)))
-        out[name] = pd.concat(tables).join(truth[["cell_type", "low_quality", "doublet", "doublet_partner"]])
+        out[name] = pd.concat(tables).join(
+            truth[["cell_type", "low_quality", "doublet", "doublet_partner"]]
+        )
     return out
 
 
@@ -255,4 +256,7 @@ def test_toy_consensus_finds_most_heterotypic_doublets_at_small_loss(toy_qc):
     alone_recall, alone_loss = _recall_and_loss(toy_qc["scrublet"])
     assert recall >= 0.60 and loss <= 0.03, (recall, loss)
     assert recall > alone_recall + 0.2, (recall, alone_recall)
-    assert toy_qc["scrublet"]["doublet_score"].notna().sum() == toy_qc["consensus"]["doublet_score"].notna().sum()
+    assert (
+        toy_qc["scrublet"]["doublet_score"].notna().sum()
+        == toy_qc["consensus"]["doublet_score"].notna().sum()
+    )

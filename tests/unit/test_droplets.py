@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from clonetrack import droplets, qc
 from clonetrack.io import read_counts
 from clonetrack.simulate import simulate_raw_droplets
@@ -53,7 +52,9 @@ def test_the_same_seed_gives_the_same_calls(sample):
 
 def test_barcode_ranks_find_the_knee_between_cells_and_empties():
     rng = np.random.default_rng(0)
-    total = np.concatenate([rng.lognormal(np.log(3000), 0.4, 800), rng.lognormal(np.log(10), 0.6, 30000)])
+    total = np.concatenate(
+        [rng.lognormal(np.log(3000), 0.4, 800), rng.lognormal(np.log(10), 0.6, 30000)]
+    )
     ranks = droplets.barcode_ranks(total.round())
     print(ranks)
     # knee and inflection both lie among the cells, above every empty droplet but a few
@@ -63,7 +64,16 @@ def test_barcode_ranks_find_the_knee_between_cells_and_empties():
 
 
 def test_every_barcode_is_in_the_ledger():
-    ledger = pd.DataFrame([{"sample_id": "S", "n_cells_in": 10, **{f"removed_{r}": 0 for r in qc.REMOVAL_REASONS}, "n_cells_kept": 10}])
+    ledger = pd.DataFrame(
+        [
+            {
+                "sample_id": "S",
+                "n_cells_in": 10,
+                **{f"removed_{r}": 0 for r in qc.REMOVAL_REASONS},
+                "n_cells_kept": 10,
+            }
+        ]
+    )
     with_droplets = qc.add_droplet_columns(ledger, {"n_barcodes": 1000, "knee": 300.0})
     assert with_droplets.loc[0, "n_empty_droplets"] == 990
     qc.check_ledger(with_droplets)

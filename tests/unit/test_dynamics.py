@@ -8,8 +8,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from clonetrack.dynamics import (
     benjamini_hochberg,
     classify_clones,
@@ -19,16 +17,21 @@ from clonetrack.dynamics import (
 )
 from clonetrack.errors import InputError
 from clonetrack.plotting_clones import plot_clone_dynamics, plot_cohort_overview
+from scipy import stats
 
 # patient -> [(timepoint, order, {clone: malignant cells})]
 PLANTED = {
     # A 5% -> 60% expanding; C 50% -> 0% eliminated (n=300); E 45% -> 40%
-    "P1": [("diagnosis", 1, {"A": 15, "C": 150, "E": 135}),
-           ("relapse", 2, {"A": 180, "C": 0, "E": 120})],
+    "P1": [
+        ("diagnosis", 1, {"A": 15, "C": 150, "E": 135}),
+        ("relapse", 2, {"A": 180, "C": 0, "E": 120}),
+    ],
     # B 30% -> 32% persistent; D 0% -> 20% emergent; F 70% -> 48%
-    "P2": [("diagnosis", 1, {"B": 90, "F": 210}),
-           ("on_treatment", 2, {"B": 93, "D": 30, "F": 177}),
-           ("relapse", 3, {"B": 96, "D": 60, "F": 144})],
+    "P2": [
+        ("diagnosis", 1, {"B": 90, "F": 210}),
+        ("on_treatment", 2, {"B": 93, "D": 30, "F": 177}),
+        ("relapse", 3, {"B": 96, "D": 60, "F": 144}),
+    ],
     # G 50% -> 0% with n=10: too shallow to call elimination
     "P3": [("diagnosis", 1, {"G": 5, "H": 5}), ("remission", 2, {"H": 10})],
     # one timepoint
@@ -67,8 +70,10 @@ def results():
 def test_every_cell_accounted_for(results):
     obs, freqs, _, _ = results
     per_sample = freqs.groupby("sample_id").agg(
-        n=("n_cells", "sum"), out=("n_cells_outside", "sum"),
-        un=("n_unassigned", "first"), tot=("n_sample_cells", "first"),
+        n=("n_cells", "sum"),
+        out=("n_cells_outside", "sum"),
+        un=("n_unassigned", "first"),
+        tot=("n_sample_cells", "first"),
     )
     assert (per_sample["n"] + per_sample["out"] + per_sample["un"] == per_sample["tot"]).all()
     assert per_sample["tot"].sum() == len(obs)
@@ -104,8 +109,10 @@ def test_intervals_match_scipy_clopper_pearson(results):
 def test_fisher_odds_ratio_and_bh_match_scipy(results):
     _, _, comps, _ = results
     for r in comps.itertuples():
-        table = [[r.n_cells_a, r.n_malignant_a - r.n_cells_a],
-                 [r.n_cells_b, r.n_malignant_b - r.n_cells_b]]
+        table = [
+            [r.n_cells_a, r.n_malignant_a - r.n_cells_a],
+            [r.n_cells_b, r.n_malignant_b - r.n_cells_b],
+        ]
         assert r.p == pytest.approx(stats.fisher_exact(table)[1], rel=1e-9)
         cells = np.array(table, dtype=float)
         if (cells == 0).any():
@@ -119,7 +126,10 @@ def test_fisher_odds_ratio_and_bh_match_scipy(results):
     # P2 has two consecutive pairs plus first vs last
     p2 = comps[comps.patient_id == "P2"]
     assert sorted(p2.drop_duplicates(["comparison", "order_a"])["comparison"]) == [
-        "consecutive", "consecutive", "first_vs_last"]
+        "consecutive",
+        "consecutive",
+        "first_vs_last",
+    ]
 
 
 def test_bh_ignores_nan():
@@ -167,8 +177,9 @@ def test_emergent_reports_diagnosis_upper_bound(results):
 def test_small_significant_change_is_not_contracting(results):
     _, _, comps, classes = results
     # F falls 70% -> 48%: significant, but less than two-fold
-    fl = comps[(comps.patient_id == "P2") & (comps.clone == "F")
-               & (comps.comparison == "first_vs_last")].iloc[0]
+    fl = comps[
+        (comps.patient_id == "P2") & (comps.clone == "F") & (comps.comparison == "first_vs_last")
+    ].iloc[0]
     assert fl.p_adj < 0.05
     assert classes.loc[("P2", "F"), "class"] == "persistent"
     strict = classify_clones(comps, results[1], min_fold=1.2).set_index(["patient_id", "clone"])
@@ -209,8 +220,9 @@ def test_cohort_model_recovers_planted_trend():
             n_res = rng.binomial(2000, 1 / (1 + np.exp(-(-2 + offset + 0.8 * order))))
             for clone, n in (("R", n_res), ("S", 2000 - n_res)):
                 rows.append((f"P{i}", f"P{i}_{order}", f"t{order}", order, clone, n))
-    counts = pd.DataFrame(rows, columns=["patient_id", "sample_id", "timepoint",
-                                         "timepoint_order", "clone", "n"])
+    counts = pd.DataFrame(
+        rows, columns=["patient_id", "sample_id", "timepoint", "timepoint_order", "clone", "n"]
+    )
     obs = counts.loc[counts.index.repeat(counts["n"])].drop(columns="n").reset_index(drop=True)
     freqs = clone_frequencies(obs, malignant_key=None)
     classes = classify_clones(compare_timepoints(freqs), freqs)
@@ -251,10 +263,16 @@ def test_plots(results):
 
 
 def test_cohort_without_clones_gives_empty_tables_with_columns():
-    obs = pd.DataFrame({"patient_id": ["P1"] * 4, "sample_id": ["S1", "S1", "S2", "S2"],
-                        "timepoint": ["diagnosis"] * 2 + ["relapse"] * 2,
-                        "timepoint_order": [1, 1, 2, 2], "clone": ["unassigned"] * 4,
-                        "malignant": [False] * 4})
+    obs = pd.DataFrame(
+        {
+            "patient_id": ["P1"] * 4,
+            "sample_id": ["S1", "S1", "S2", "S2"],
+            "timepoint": ["diagnosis"] * 2 + ["relapse"] * 2,
+            "timepoint_order": [1, 1, 2, 2],
+            "clone": ["unassigned"] * 4,
+            "malignant": [False] * 4,
+        }
+    )
     freqs = clone_frequencies(obs)
     classes = classify_clones(compare_timepoints(freqs), freqs)
     assert classes.empty and {"patient_id", "clone", "class", "resistant"} <= set(classes.columns)

@@ -3,10 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import adjusted_rand_score
-
 from clonetrack import genotypes
 from clonetrack.errors import InputError
+from sklearn.metrics import adjusted_rand_score
 
 
 def write(tmp_path, text, name="g.tsv"):
@@ -16,7 +15,10 @@ def write(tmp_path, text, name="g.tsv"):
 
 
 def test_reads_a_table_and_names_cells_as_the_count_readers_do(tmp_path):
-    path = write(tmp_path, "barcode\tvariant\talt_reads\tref_reads\nAC\tTP53.R248Q\t2\t0\nAC\tNPM1.W288fs\t0\t3\n")
+    path = write(
+        tmp_path,
+        "barcode\tvariant\talt_reads\tref_reads\nAC\tTP53.R248Q\t2\t0\nAC\tNPM1.W288fs\t0\t3\n",
+    )
     table = genotypes.read_genotype_table(path, sample_id="P1_d0")
     assert table["obs_name"].tolist() == ["P1_d0_AC", "P1_d0_AC"]
     assert table["alt_reads"].tolist() == [2, 0]
@@ -26,8 +28,14 @@ def test_reads_a_table_and_names_cells_as_the_count_readers_do(tmp_path):
     "body, message",
     [
         ("barcode\tvariant\talt_reads\nAC\tX\t1\n", "lacks column(s) ref_reads"),
-        ("barcode\tvariant\talt_reads\tref_reads\nAC\tX\t-1\t0\n", "alt_reads not a non-negative integer in row(s) 1"),
-        ("barcode\tvariant\talt_reads\tref_reads\nAC\tX\t1\t0\nGT\tX\t1\t0\nAC\tX\t0\t2\n", "listed more than once in row(s) 1, 3"),
+        (
+            "barcode\tvariant\talt_reads\tref_reads\nAC\tX\t-1\t0\n",
+            "alt_reads not a non-negative integer in row(s) 1",
+        ),
+        (
+            "barcode\tvariant\talt_reads\tref_reads\nAC\tX\t1\t0\nGT\tX\t1\t0\nAC\tX\t0\t2\n",
+            "listed more than once in row(s) 1, 3",
+        ),
         ("barcode\tvariant\talt_reads\tref_reads\n\tX\t1\t0\n", "empty barcode in row(s) 1"),
     ],
 )
@@ -51,7 +59,9 @@ def test_log_odds_follow_the_binomial_model():
 
 
 def test_clonal_haematopoiesis_variants_are_no_evidence_of_leukaemia():
-    kept = genotypes.malignancy_variants(["DNMT3A.R882H", "TP53.R248Q", "TET2:Q1034*"], ["DNMT3A", "TET2"])
+    kept = genotypes.malignancy_variants(
+        ["DNMT3A.R882H", "TP53.R248Q", "TET2:Q1034*"], ["DNMT3A", "TET2"]
+    )
     assert kept == ["TP53.R248Q"]
 
 
@@ -75,8 +85,10 @@ def test_two_subclones_with_dropout_are_found_and_named_by_their_variants():
             ref[i, j] = depth - alt[i, j]
     cells = pd.Index([f"c{i}" for i in range(n)])
     clone, table = genotypes.genotype_clones(
-        pd.DataFrame(alt, index=cells, columns=variants), pd.DataFrame(ref, index=cells, columns=variants),
-        patient_id="P1", min_probability=0.8,
+        pd.DataFrame(alt, index=cells, columns=variants),
+        pd.DataFrame(ref, index=cells, columns=variants),
+        patient_id="P1",
+        min_probability=0.8,
     )
     assigned = clone != "unassigned"
     assert assigned.mean() > 0.4  # cells with reads on the trunk variant only cannot be placed

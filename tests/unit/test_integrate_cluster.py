@@ -3,10 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from sklearn.metrics import adjusted_rand_score, silhouette_score
-
 from clonetrack import cluster, integrate, metrics, store
 from clonetrack.errors import InputError
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 
 def make_batches(n_per=150, n_types=3, n_genes=300, batch_shift=0.3, seed=0):
@@ -27,8 +26,14 @@ def make_batches(n_per=150, n_types=3, n_genes=300, batch_shift=0.3, seed=0):
         a.obs["truth"] = pd.Categorical([f"type{k}" for k in kind])
         adatas[f"S{b}"] = a
     samples = pd.DataFrame(
-        {"patient_id": ["P1", "P1"], "timepoint": ["diagnosis", "relapse"], "timepoint_order": ["1", "3"],
-         "path": ["a", "b"], "format": ["", ""], "sex": ["F", "F"]},
+        {
+            "patient_id": ["P1", "P1"],
+            "timepoint": ["diagnosis", "relapse"],
+            "timepoint_order": ["1", "3"],
+            "path": ["a", "b"],
+            "format": ["", ""],
+            "sex": ["F", "F"],
+        },
         index=pd.Index(["S0", "S1"], name="sample_id"),
     )
     return adatas, samples
@@ -55,7 +60,12 @@ def merge_normalise(adatas, samples, folder, **kwargs):
 def merged(tmp_path_factory, monkeypatch_module):
     adatas, samples = make_batches()
     return merge_normalise(
-        adatas, samples, tmp_path_factory.mktemp("merge"), n_top_genes=200, batch_key="sample_id", n_pcs=20
+        adatas,
+        samples,
+        tmp_path_factory.mktemp("merge"),
+        n_top_genes=200,
+        batch_key="sample_id",
+        n_pcs=20,
     )
 
 
@@ -102,25 +112,35 @@ def test_merge_keeps_shared_genes_and_records_the_dropped(tmp_path):
 
 
 @pytest.mark.parametrize("batch_key", ["sample_id", None])
-def test_block_wise_normalisation_equals_scanpy_on_the_whole_matrix(tmp_path, monkeypatch, batch_key):
+def test_block_wise_normalisation_equals_scanpy_on_the_whole_matrix(
+    tmp_path, monkeypatch, batch_key
+):
     import scanpy as sc
 
     monkeypatch.setattr(store, "_BLOCK_ROWS", 37)
     adatas, samples = make_batches(n_per=120)
-    ours = merge_normalise(adatas, samples, tmp_path, n_top_genes=100, batch_key=batch_key, n_pcs=15)
+    ours = merge_normalise(
+        adatas, samples, tmp_path, n_top_genes=100, batch_key=batch_key, n_pcs=15
+    )
     whole = ad.concat(adatas, label="sample_id", index_unique=None)
     sc.pp.highly_variable_genes(whole, flavor="seurat_v3", n_top_genes=100, batch_key=batch_key)
     sc.pp.normalize_total(whole, target_sum=1e4)
     sc.pp.log1p(whole)
     sc.pp.pca(whole, n_comps=15, mask_var="highly_variable", random_state=0)
     np.testing.assert_array_equal(ours.var["highly_variable"], whole.var["highly_variable"])
-    columns = ["highly_variable_rank", "variances_norm"] + (["highly_variable_nbatches"] if batch_key else [])
+    columns = ["highly_variable_rank", "variances_norm"] + (
+        ["highly_variable_nbatches"] if batch_key else []
+    )
     pd.testing.assert_frame_equal(ours.var[columns], whole.var[columns])
-    np.testing.assert_allclose(ours.var[["means", "variances"]], whole.var[["means", "variances"]], rtol=1e-9)
+    np.testing.assert_allclose(
+        ours.var[["means", "variances"]], whole.var[["means", "variances"]], rtol=1e-9
+    )
     np.testing.assert_allclose(ours.X.toarray(), whole.X.toarray(), rtol=1e-6)
     # PCs agree up to sign
     signs = np.sign((ours.obsm["X_pca"] * whole.obsm["X_pca"]).sum(axis=0))
-    np.testing.assert_allclose(ours.obsm["X_pca"] * signs, whole.obsm["X_pca"], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        ours.obsm["X_pca"] * signs, whole.obsm["X_pca"], rtol=1e-3, atol=1e-3
+    )
 
 
 def test_harmony_mixes_batches_and_keeps_types(merged):
@@ -133,8 +153,10 @@ def test_harmony_mixes_batches_and_keeps_types(merged):
     after = metrics.knn_batch_mixing(adata.obsm["X_harmony"], batches)
     assert before < 0.3 and after > 0.8
     assert metrics.label_asw(adata.obsm["X_harmony"], labels) > 0.6
-    table = metrics.integration_metrics(adata.__class__(obs=adata.obs.assign(cell_type=labels), obsm=adata.obsm, uns=adata.uns),
-                                        batch_key="sample_id")
+    table = metrics.integration_metrics(
+        adata.__class__(obs=adata.obs.assign(cell_type=labels), obsm=adata.obsm, uns=adata.uns),
+        batch_key="sample_id",
+    )
     assert list(table["embedding"]) == ["X_pca", "X_harmony"]
     assert table.loc[1, "batch_asw"] > table.loc[0, "batch_asw"]
 
@@ -154,7 +176,7 @@ def test_clustering_recovers_types_and_markers(merged):
     assert adjusted_rand_score(adata.obs["truth"], adata.obs["leiden"]) > 0.9
     markers = cluster.find_markers(adata, groupby="leiden", n_markers=5)
     # each cluster's top markers come from its planted programme block of 20 genes
-    for group, rows in markers.groupby("group"):
+    for _group, rows in markers.groupby("group"):
         blocks = {int(g[1:]) // 20 for g in rows["gene"]}
         assert len(blocks) == 1
     assert (markers["p_adj"] < 0.05).all()
@@ -193,12 +215,21 @@ def test_leiden_on_one_graph_equals_scanpy_per_resolution(merged):
     for resolution in resolutions:
         key = cluster.resolution_key(resolution)
         expected = sc.tl.leiden(
-            adata, resolution=resolution, key_added="scanpy", flavor="igraph",
-            n_iterations=2, directed=False, random_state=3, copy=True,
+            adata,
+            resolution=resolution,
+            key_added="scanpy",
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=3,
+            copy=True,
         )
         pd.testing.assert_series_equal(adata.obs[key], expected.obs["scanpy"], check_names=False)
         assert adata.uns[key] == expected.uns["scanpy"]
-    assert adata.obs[cluster.resolution_key(2.0)].nunique() > adata.obs[cluster.resolution_key(0.1)].nunique()
+    assert (
+        adata.obs[cluster.resolution_key(2.0)].nunique()
+        > adata.obs[cluster.resolution_key(0.1)].nunique()
+    )
 
 
 def test_loess_failure_widens_the_span_then_leaves_the_batch_out(tmp_path, monkeypatch):
@@ -217,18 +248,26 @@ def test_loess_failure_widens_the_span_then_leaves_the_batch_out(tmp_path, monke
 
     monkeypatch.setattr(integrate, "_seurat_v3_batch", flaky)
     obs = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r").obs
-    _, settings = integrate.select_genes_on_disk(tmp_path / "counts.h5ad", obs, n_top_genes=50, batch_key="sample_id")
+    _, settings = integrate.select_genes_on_disk(
+        tmp_path / "counts.h5ad", obs, n_top_genes=50, batch_key="sample_id"
+    )
     assert settings["loess_span"] == {"S0": 1.0, "S1": 1.0}
     assert settings["batches_not_ranked"] == ""
 
     def broken(counts, var_names, *, n_top_genes, span):
-        if (counts.sum(axis=1) > 0).all() and flaky.calls.append(1) is None and len(flaky.calls) <= 3:
+        if (
+            (counts.sum(axis=1) > 0).all()
+            and flaky.calls.append(1) is None
+            and len(flaky.calls) <= 3
+        ):
             raise np.linalg.LinAlgError("singular matrix")
         return real(counts, var_names, n_top_genes=n_top_genes, span=span)
 
     flaky.calls = []
     monkeypatch.setattr(integrate, "_seurat_v3_batch", broken)
-    table, settings = integrate.select_genes_on_disk(tmp_path / "counts.h5ad", obs, n_top_genes=50, batch_key="sample_id")
+    table, settings = integrate.select_genes_on_disk(
+        tmp_path / "counts.h5ad", obs, n_top_genes=50, batch_key="sample_id"
+    )
     assert settings["batches_not_ranked"] == "S0"
     assert list(settings["loess_span"]) == ["S1"]
     assert table["highly_variable"].sum() == 50
@@ -236,9 +275,16 @@ def test_loess_failure_widens_the_span_then_leaves_the_batch_out(tmp_path, monke
 
 def test_batch_silhouette_skips_labels_with_a_cell_per_batch():
     """A 30-cell remission sample can leave a label with one cell in each of three batches."""
-    embedding = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.1, 5.0], [5.0, 5.1], [5.1, 5.1]])
+    embedding = np.array(
+        [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.1, 5.0], [5.0, 5.1], [5.1, 5.1]]
+    )
     labels = np.array(["a", "a", "a", "b", "b", "b", "b"])
     batches = np.array(["x", "y", "z", "x", "x", "y", "y"])
     score = metrics.batch_asw(embedding, batches, labels)
-    only_b = np.mean(1 - np.abs(__import__("sklearn.metrics").metrics.silhouette_samples(embedding[3:], batches[3:])))
+    only_b = np.mean(
+        1
+        - np.abs(
+            __import__("sklearn.metrics").metrics.silhouette_samples(embedding[3:], batches[3:])
+        )
+    )
     assert score == pytest.approx(only_b)

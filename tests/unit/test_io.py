@@ -10,14 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-
 from clonetrack import io
 from clonetrack.errors import InputError
 
 # The shared real data sits beside the repository (../shared/data).
 DATA = next(
-    (p for p in (Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data"))
-     if p.exists()),
+    (
+        p
+        for p in (
+            Path(__file__).resolve().parents[3] / "shared" / "data",
+            Path("/work/shared/data"),
+        )
+        if p.exists()
+    ),
     Path("/work/shared/data"),
 )
 

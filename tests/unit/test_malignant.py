@@ -2,8 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
-
 from clonetrack import malignant
 
 
@@ -69,7 +67,9 @@ def test_copy_number_scores_are_judged_against_normal_cells_of_the_same_type():
     leukaemic = np.r_[np.zeros(400, bool), np.ones(100, bool), np.zeros(50, bool)]
     score[leukaemic] += 8  # leukaemic progenitors with a copy-number change
     # healthy-donor progenitors and erythroid cells, and the patient's T cells
-    normal = (types == "T") | ((types == "lateEry") & (np.arange(550) < 250)) | (np.arange(550) >= 500)
+    normal = (
+        (types == "T") | ((types == "lateEry") & (np.arange(550) < 250)) | (np.arange(550) >= 500)
+    )
     odds = malignant.cnv_log_odds(score, normal, leukaemic, types)
     assert (odds[leukaemic] > 3).mean() > 0.9
     assert (odds[(types == "lateEry") & ~normal] < 3).all()

@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from clonetrack import cnv, organism
 from clonetrack.annotate import load_markers
 

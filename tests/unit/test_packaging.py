@@ -17,6 +17,8 @@ import yaml
 from packaging.version import Version
 from runner import REPO, copy_repo
 
+DEV_REQUIREMENTS = REPO / "requirements-dev.txt"
+
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
 SNAKEFMT = BIN / "snakefmt"
@@ -64,6 +66,14 @@ def test_every_requirement_is_an_exact_pin():
     assert len(pins) > 50
     names = [name.lower().replace("_", "-") for name, _ in pins]
     assert len(names) == len(set(names)), "a package is pinned twice in requirements.txt"
+    dev = [name.lower().replace("_", "-") for name, _ in sync_envs.read_pins(DEV_REQUIREMENTS)]
+    assert {"ruff", "snakefmt", "playwright"} <= set(dev)
+    assert not set(dev) & set(names), "a package is pinned in both requirements files"
+
+
+def test_job_environment_has_no_linters_or_formatters():
+    env = env_pins((REPO / "envs" / "clonetrack.yaml").read_text())
+    assert not set(env) & {"ruff", "black", "snakefmt", "playwright"}
 
 
 @pytest.mark.parametrize(
@@ -87,9 +97,9 @@ def test_environment_pins_equal_requirements():
         for name in set(requirements) | set(env)
         if requirements.get(name) != env.get(name)
     }
-    assert (
-        not drift
-    ), f"requirements.txt vs envs/clonetrack.yaml (run scripts/sync_envs.py): {drift}"
+    assert not drift, (
+        f"requirements.txt vs envs/clonetrack.yaml (run scripts/sync_envs.py): {drift}"
+    )
 
 
 def test_environment_file_is_what_sync_envs_writes():
@@ -110,8 +120,10 @@ def test_key_pins():
     assert pins["torch"] == "2.13.0"
     # pynndescent 0.7 changed the neighbour search the UMAP and kNN results were checked against
     assert Version(pins["pynndescent"]) < Version("0.7")
-    for name in ("snakemake", "snakemake-executor-plugin-slurm", "snakefmt"):
+    for name in ("snakemake", "snakemake-executor-plugin-slurm"):
         assert name in pins
+    dev = {name.lower() for name, _ in sync_envs.read_pins(DEV_REQUIREMENTS)}
+    assert {"snakefmt", "ruff"} <= dev
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,7 +301,8 @@ def fake_cluster(tmp_path):
     info = json.dumps({"conda_prefix": str(tmp_path / "conda"), "platform": "linux-64"})
     priority = json.dumps({"get": {"channel_priority": "strict"}})
     conda = bin_dir / "conda"
-    conda.write_text(textwrap.dedent(f"""\
+    conda.write_text(
+        textwrap.dedent(f"""\
             #!/bin/sh
             case "$*" in
               "info --json") echo '{info}' ;;
@@ -297,7 +310,8 @@ def fake_cluster(tmp_path):
               "config --get channel_priority --json") echo '{priority}' ;;
               *) echo "conda $*" >> {calls}; exit 1 ;;
             esac
-            """))
+            """)
+    )
     conda.chmod(conda.stat().st_mode | stat.S_IEXEC)
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, calls
 

@@ -3,9 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from scipy import stats
-
 from clonetrack import de, patient_clones, resistance
+from scipy import stats
 
 
 def make_patient(n=60, n_genes=50, seed=0):
@@ -20,8 +19,11 @@ def make_patient(n=60, n_genes=50, seed=0):
         },
         index=[f"S1_AC{i:04d}" for i in range(n)] + [f"S2_AC{i:04d}" for i in range(n)],
     )
-    adata = ad.AnnData(sp.csr_matrix(np.log1p(x)), obs=obs,
-                       var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+    adata = ad.AnnData(
+        sp.csr_matrix(np.log1p(x)),
+        obs=obs,
+        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
+    )
     adata.layers["counts"] = sp.csr_matrix(x)
     return adata
 
@@ -41,13 +43,23 @@ def lineage_counts(barcodes, tags):
 
 def test_given_table_and_lineage_barcodes_share_one_patient_and_account_for_every_cell():
     adata = make_patient()
-    table = pd.DataFrame({"barcode": [f"AC{i:04d}" for i in range(40)] + ["GG9999"],
-                          "clone_id": ["A"] * 20 + ["B"] * 20 + ["A"]})
+    table = pd.DataFrame(
+        {
+            "barcode": [f"AC{i:04d}" for i in range(40)] + ["GG9999"],
+            "clone_id": ["A"] * 20 + ["B"] * 20 + ["A"],
+        }
+    )
     tags = ["TAG1"] * 30 + ["TAG2"] * 20 + [""] * 10
     s2 = lineage_counts([f"AC{i:04d}" for i in range(60)], tags)
     cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
-        adata, patient_id="P1", clone_tables={"S1": table}, lineage_counts={"S2": s2},
-        lineage_params={}, min_confidence=None, cnv_positions=None, cnv_params={},
+        adata,
+        patient_id="P1",
+        clone_tables={"S1": table},
+        lineage_counts={"S2": s2},
+        lineage_params={},
+        min_confidence=None,
+        cnv_positions=None,
+        cnv_params={},
     )
     assert cnv_adata is None
     assert len(cells) == adata.n_obs and cells.index.equals(adata.obs_names)
@@ -67,8 +79,14 @@ def test_given_table_and_lineage_barcodes_share_one_patient_and_account_for_ever
 def test_samples_without_clone_source_are_reported_when_cnv_is_off():
     adata = make_patient()
     cells, report, _, _ = patient_clones.define_patient_clones(
-        adata, patient_id="P1", clone_tables={}, lineage_counts={}, lineage_params={},
-        min_confidence=None, cnv_positions=None, cnv_params={},
+        adata,
+        patient_id="P1",
+        clone_tables={},
+        lineage_counts={},
+        lineage_params={},
+        min_confidence=None,
+        cnv_positions=None,
+        cnv_params={},
     )
     assert (cells["clone"] == "unassigned").all() and not cells["malignant"].any()
     assert report["note"].str.contains("infer_cnv is off").all()
@@ -90,16 +108,34 @@ def clone_cohort(n_patients=3, n_cells=40, n_genes=200, planted=10, fold=3.0, se
                     mean[:planted] *= fold
                 rate = 2000 * mean / mean.sum()
                 rows.append(rng.poisson(rng.gamma(2.0, rate / 2.0, size=(n_cells, n_genes))))
-                obs += [{"patient_id": f"P{p}", "timepoint": t, "clone": clone, "malignant": True,
-                         "cell_type": "Prog"}] * n_cells
+                obs += [
+                    {
+                        "patient_id": f"P{p}",
+                        "timepoint": t,
+                        "clone": clone,
+                        "malignant": True,
+                        "cell_type": "Prog",
+                    }
+                ] * n_cells
     x = sp.csr_matrix(np.vstack(rows).astype(np.float32))
-    adata = ad.AnnData(x, obs=pd.DataFrame(obs, index=[f"c{i}" for i in range(x.shape[0])]),
-                       var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+    adata = ad.AnnData(
+        x,
+        obs=pd.DataFrame(obs, index=[f"c{i}" for i in range(x.shape[0])]),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
+    )
     adata.layers["counts"] = adata.X.copy()
     classes = pd.DataFrame(
-        [{"patient_id": f"P{p}", "clone": f"P{p}_{k}", "class": c, "resistant": k == "R",
-          "sensitive": k == "S"} for p in range(n_patients)
-         for k, c in (("R", "expanding"), ("S", "contracting"))]
+        [
+            {
+                "patient_id": f"P{p}",
+                "clone": f"P{p}_{k}",
+                "class": c,
+                "resistant": k == "R",
+                "sensitive": k == "S",
+            }
+            for p in range(n_patients)
+            for k, c in (("R", "expanding"), ("S", "contracting"))
+        ]
     )
     return adata, classes
 

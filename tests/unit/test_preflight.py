@@ -1,14 +1,12 @@
 """Checks of the sheet's files before any job: barcode overlap and its diagnosis, gene
 identifiers against the settings, all problems reported together."""
 
-import gzip
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-
 from clonetrack import preflight
 from clonetrack.errors import InputError
 
@@ -40,7 +38,9 @@ def test_extra_suffix_and_prefix_are_recognised():
     _, text = overlap(CELLS[:50], sample=bare)
     assert "these barcodes end in '-1' and the counts' do not: remove the suffix" in text
     _, text = overlap("P1_dx_" + CELLS[:50])
-    assert "these barcodes carry a prefix (e.g. 'P1_dx_') that the counts' do not: remove it" in text
+    assert (
+        "these barcodes carry a prefix (e.g. 'P1_dx_') that the counts' do not: remove it" in text
+    )
 
 
 def test_partial_overlap_counts_the_rest():
@@ -68,7 +68,12 @@ def test_real_celltag_barcodes_against_unrelated_cells():
 
 def genes(names):
     return preflight.gene_problems(
-        "S", "counts.h5ad", pd.Index(names), True, qc=QC, panel_genes=HUMAN_PANEL,
+        "S",
+        "counts.h5ad",
+        pd.Index(names),
+        True,
+        qc=QC,
+        panel_genes=HUMAN_PANEL,
         panel_path="panel.tsv",
     )
 
@@ -101,10 +106,18 @@ def test_a_panel_of_other_genes_is_named():
 
 def test_partial_gene_lists_skip_the_whole_list_checks():
     # a dense table read in part: the panel and the mitochondrial genes may lie further down
-    assert preflight.gene_problems(
-        "S", "t.txt", pd.Index(["A1BG", "A2M", "AAAS"]), False, qc=QC,
-        panel_genes=HUMAN_PANEL, panel_path="panel.tsv",
-    ) == []
+    assert (
+        preflight.gene_problems(
+            "S",
+            "t.txt",
+            pd.Index(["A1BG", "A2M", "AAAS"]),
+            False,
+            qc=QC,
+            panel_genes=HUMAN_PANEL,
+            panel_path="panel.tsv",
+        )
+        == []
+    )
 
 
 def _write_h5ad(path, barcodes, names):
@@ -148,10 +161,17 @@ def test_check_sample_files_reports_every_problem_together(tmp_path):
 def test_check_sample_files_warns_on_a_partial_match(tmp_path, caplog):
     _write_h5ad(tmp_path / "a.h5ad", CELLS, HUMAN_GENES)
     rows = list(CELLS[:45]) + [f"GHOST{i}-1" for i in range(5)]
-    pd.DataFrame({"barcode": rows, "clone_id": "c1"}).to_csv(tmp_path / "a.tsv", sep="\t", index=False)
+    pd.DataFrame({"barcode": rows, "clone_id": "c1"}).to_csv(
+        tmp_path / "a.tsv", sep="\t", index=False
+    )
     samples = pd.DataFrame(
-        {"patient_id": ["P1"], "timepoint_order": [0], "path": [str(tmp_path / "a.h5ad")],
-         "format": [""], "clones": [str(tmp_path / "a.tsv")]},
+        {
+            "patient_id": ["P1"],
+            "timepoint_order": [0],
+            "path": [str(tmp_path / "a.h5ad")],
+            "format": [""],
+            "clones": [str(tmp_path / "a.tsv")],
+        },
         index=pd.Index(["a"], name="sample_id"),
     )
     warnings = preflight.check_sample_files(

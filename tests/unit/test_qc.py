@@ -3,7 +3,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-
 from clonetrack import qc
 from clonetrack.errors import InputError
 
@@ -45,7 +44,9 @@ def test_metrics_match_independent_computation():
     qc.add_qc_metrics(adata)
     x = adata.X.toarray()
     np.testing.assert_allclose(adata.obs["total_counts"], x.sum(1), rtol=1e-6)
-    np.testing.assert_allclose(adata.obs["pct_counts_mt"], 100 * x[:, :10].sum(1) / x.sum(1), rtol=1e-5)
+    np.testing.assert_allclose(
+        adata.obs["pct_counts_mt"], 100 * x[:, :10].sum(1) / x.sum(1), rtol=1e-5
+    )
     # HBB is a haemoglobin gene, HBEGF is not
     assert adata.var.loc["HBB", "hb"] and not adata.var.loc["HBEGF", "hb"]
     assert adata.var["ribo"].sum() == 10
@@ -53,10 +54,20 @@ def test_metrics_match_independent_computation():
 
 def test_mad_thresholds_equal_hand_computation():
     obs = pd.DataFrame(
-        {"total_counts": [1000, 2000, 3000, 4000, 100000], "n_genes_by_counts": [500, 600, 700, 800, 900],
-         "pct_counts_mt": [1.0, 2.0, 3.0, 4.0, 50.0]}
+        {
+            "total_counts": [1000, 2000, 3000, 4000, 100000],
+            "n_genes_by_counts": [500, 600, 700, 800, 900],
+            "pct_counts_mt": [1.0, 2.0, 3.0, 4.0, 50.0],
+        }
     )
-    params = qc.QCParams(nmads_counts=2, nmads_genes=2, nmads_mito=3, min_counts=None, min_genes=None, max_pct_mito=None)
+    params = qc.QCParams(
+        nmads_counts=2,
+        nmads_genes=2,
+        nmads_mito=3,
+        min_counts=None,
+        min_genes=None,
+        max_pct_mito=None,
+    )
     t = qc.adaptive_thresholds(obs, params=params)
     logged = np.log1p(obs["total_counts"])
     mad = np.median(np.abs(logged - np.median(logged)))
@@ -77,7 +88,10 @@ def test_run_qc_removes_planted_bad_cells_and_ledger_balances():
     assert removed[truth == "good"].mean() <= 0.1
     row = ledger.iloc[0]
     assert row["n_cells_in"] == adata.n_obs == len(cells)
-    assert row["n_cells_in"] == sum(row[f"removed_{r}"] for r in qc.REMOVAL_REASONS) + row["n_cells_kept"]
+    assert (
+        row["n_cells_in"]
+        == sum(row[f"removed_{r}"] for r in qc.REMOVAL_REASONS) + row["n_cells_kept"]
+    )
     assert kept.n_obs == row["n_cells_kept"]
     qc.check_ledger(ledger)
 
@@ -103,8 +117,16 @@ def test_overrides_and_unknown_keys():
 
 
 def test_check_ledger_detects_imbalance():
-    ledger = pd.DataFrame([{"sample_id": "S1", "n_cells_in": 10, "n_cells_kept": 5,
-                            **{f"removed_{r}": 0 for r in qc.REMOVAL_REASONS}}])
+    ledger = pd.DataFrame(
+        [
+            {
+                "sample_id": "S1",
+                "n_cells_in": 10,
+                "n_cells_kept": 5,
+                **{f"removed_{r}": 0 for r in qc.REMOVAL_REASONS},
+            }
+        ]
+    )
     with pytest.raises(AssertionError, match="S1"):
         qc.check_ledger(ledger)
 
@@ -113,13 +135,17 @@ def test_mitochondrial_ceiling_cannot_collapse_to_zero():
     """A real 10x sample with no mitochondrial read in most cells: median and MAD are 0, and the
     adaptive ceiling used to remove every cell with a single mitochondrial read."""
     import pandas as pd
-
     from clonetrack.qc import QCParams, adaptive_thresholds
 
     rng = np.random.default_rng(0)
     mito = np.where(rng.random(1000) < 0.7, 0.0, rng.uniform(0.05, 2.0, 1000))
-    obs = pd.DataFrame({"total_counts": rng.integers(1000, 5000, 1000), "n_genes_by_counts": rng.integers(500, 2000, 1000),
-                        "pct_counts_mt": mito})
+    obs = pd.DataFrame(
+        {
+            "total_counts": rng.integers(1000, 5000, 1000),
+            "n_genes_by_counts": rng.integers(500, 2000, 1000),
+            "pct_counts_mt": mito,
+        }
+    )
     thresholds = adaptive_thresholds(obs, params=QCParams())
     assert thresholds["max_pct_counts_mt"] == 5.0
     assert (obs["pct_counts_mt"] <= thresholds["max_pct_counts_mt"]).all()
@@ -130,11 +156,12 @@ def test_a_qc_fraction_no_gene_matches_is_said(caplog):
     import logging
 
     import scipy.sparse as sp
-
     from clonetrack.qc import QCParams, add_qc_metrics
 
     genes = [f"ENSG{i:011d}" for i in range(50)]
-    adata = ad.AnnData(sp.csr_matrix(np.ones((5, 50), dtype=np.float32)), var=pd.DataFrame(index=genes))
+    adata = ad.AnnData(
+        sp.csr_matrix(np.ones((5, 50), dtype=np.float32)), var=pd.DataFrame(index=genes)
+    )
     with caplog.at_level(logging.WARNING, logger="clonetrack.qc"):
         notes = add_qc_metrics(adata, params=QCParams())
     assert (adata.obs["pct_counts_mt"] == 0).all()
@@ -170,24 +197,37 @@ def test_default_doublet_call_is_scrublets_own_on_the_passing_cells():
     # independently: scanpy's scrublet on the cells that pass the metric thresholds
     passing = cells["qc_reason"].astype(str).isin(["kept", "doublet"]).to_numpy()
     ref = sc.pp.scrublet(
-        adata[passing].copy(), expected_doublet_rate=0.06, n_prin_comps=30,
-        use_approx_neighbors=False, random_state=0, verbose=False, copy=True,
+        adata[passing].copy(),
+        expected_doublet_rate=0.06,
+        n_prin_comps=30,
+        use_approx_neighbors=False,
+        random_state=0,
+        verbose=False,
+        copy=True,
     )
     np.testing.assert_allclose(cells.loc[passing, "doublet_score"], ref.obs["doublet_score"])
     np.testing.assert_array_equal(
         cells.loc[passing, "doublet_scrublet"].astype(bool), ref.obs["predicted_doublet"].to_numpy()
     )
-    assert ledger.iloc[0]["threshold_doublet_score"] == pytest.approx(ref.uns["scrublet"]["threshold"])
+    assert ledger.iloc[0]["threshold_doublet_score"] == pytest.approx(
+        ref.uns["scrublet"]["threshold"]
+    )
     assert cells.loc[~passing, "doublet_score"].isna().all()
 
 
 def test_consensus_of_two_callers_keeps_each_callers_score_and_call():
     adata = make_sample()
-    params = qc.QCParams(doublet_callers=("scrublet", "doubletdetection"), expected_doublet_rate=0.05)
+    params = qc.QCParams(
+        doublet_callers=("scrublet", "doubletdetection"), expected_doublet_rate=0.05
+    )
     kept, cells, ledger = qc.run_qc(adata, sample_id="S1", params=params, random_state=0)
     assert qc.doublet_columns(params.doublet_callers) == [
-        "doublet_score_scrublet", "doublet_scrublet", "doublet_score_doubletdetection",
-        "doublet_doubletdetection", "doublet_votes", "doublet_score",
+        "doublet_score_scrublet",
+        "doublet_scrublet",
+        "doublet_score_doubletdetection",
+        "doublet_doubletdetection",
+        "doublet_votes",
+        "doublet_score",
     ]
     for column in qc.doublet_columns(params.doublet_callers):
         assert column in cells and column in kept.obs, column
@@ -199,8 +239,16 @@ def test_consensus_of_two_callers_keeps_each_callers_score_and_call():
     assert cells.loc[called, "doublet_score"].min() == pytest.approx(
         ledger.iloc[0]["threshold_doublet_score"]
     )
-    assert cells.loc[scored, ["doublet_score_scrublet", "doublet_score_doubletdetection"]].notna().all().all()
-    assert (cells["doublet_votes"] == cells[["doublet_scrublet", "doublet_doubletdetection"]].astype(bool).sum(axis=1)).all()
+    assert (
+        cells.loc[scored, ["doublet_score_scrublet", "doublet_score_doubletdetection"]]
+        .notna()
+        .all()
+        .all()
+    )
+    assert (
+        cells["doublet_votes"]
+        == cells[["doublet_scrublet", "doublet_doubletdetection"]].astype(bool).sum(axis=1)
+    ).all()
     truth = adata.obs["truth"]
     assert called[truth == "doublet"].mean() >= 0.8
     assert called[truth == "good"].mean() <= 0.03
@@ -211,6 +259,8 @@ def test_doublet_settings_from_config():
     params = qc.QCParams.from_config(
         {"doublet_callers": ["scrublet", "doubletdetection"], "doublet_rule": "any"}
     )
-    assert params.doublet_callers == ("scrublet", "doubletdetection") and params.doublet_rule == "any"
+    assert (
+        params.doublet_callers == ("scrublet", "doubletdetection") and params.doublet_rule == "any"
+    )
     with pytest.raises(InputError, match="Doublet callers"):
         qc.run_qc(make_sample(), sample_id="S1", params=qc.QCParams(doublet_callers=("solo",)))

@@ -9,7 +9,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
 from clonetrack import sheet
 from clonetrack.errors import InputError
 
@@ -134,13 +133,21 @@ def test_missing_column(tmp_path):
 
 @pytest.mark.parametrize(
     ("column", "meant", "note"),
-    [("lineage_barcode", "lineage_barcodes", ""), ("clone", "clones", ""),
-     ("timepoint_ordre", "timepoint_order", " (which is missing)")],
+    [
+        ("lineage_barcode", "lineage_barcodes", ""),
+        ("clone", "clones", ""),
+        ("timepoint_ordre", "timepoint_order", " (which is missing)"),
+    ],
 )
 def test_misspelt_known_column_is_refused_not_kept_as_covariate(tmp_path, column, meant, note):
-    header = [column if c == meant else c for c in HEADER] + ([column] if meant not in HEADER else [])
+    header = [column if c == meant else c for c in HEADER] + (
+        [column] if meant not in HEADER else []
+    )
     rows = [[*row, "x"] if meant not in HEADER else row for row in GOOD_ROWS]
-    with pytest.raises(InputError, match=rf"column '{column}' looks like a misspelling of '{meant}'{re.escape(note)}: rename"):
+    with pytest.raises(
+        InputError,
+        match=rf"column '{column}' looks like a misspelling of '{meant}'{re.escape(note)}: rename",
+    ):
         sheet.read_sample_sheet(write_sheet(tmp_path, rows, header))
 
 
@@ -300,7 +307,10 @@ def test_latin1_sheet_is_refused_with_its_line(tmp_path):
 def test_comment_lines_are_skipped_and_a_commented_header_kept(tmp_path):
     path = write_sheet(tmp_path, GOOD_ROWS)
     lines = path.read_text().splitlines()
-    path.write_text("\n".join(["# made by the core", "#" + lines[0], lines[1], "# P9 withdrawn", *lines[2:]]) + "\n")
+    path.write_text(
+        "\n".join(["# made by the core", "#" + lines[0], lines[1], "# P9 withdrawn", *lines[2:]])
+        + "\n"
+    )
     df = sheet.read_sample_sheet(path)
     assert list(df.index) == ["P1_c1", "P1_d0", "P2_d0"]
     assert df.loc["P1_c1", "timepoint_order"] == 1
@@ -330,8 +340,12 @@ def test_raw_path_alone_names_the_counts_and_a_row_without_either_is_refused(tmp
     header = [*HEADER, "raw_path"]
     rows = [[*GOOD_ROWS[0][:4], "", "raw/p1_d0"], [*GOOD_ROWS[1], ""]]
     df = sheet.read_sample_sheet(write_sheet(tmp_path, rows, header))
-    assert df.at["P1_d0", "path"] == "" and df.at["P1_d0", "raw_path"] == str(tmp_path / "raw" / "p1_d0")
+    assert df.at["P1_d0", "path"] == "" and df.at["P1_d0", "raw_path"] == str(
+        tmp_path / "raw" / "p1_d0"
+    )
     assert df.at["P1_c1", "raw_path"] == ""
     rows[0][5] = ""
-    with pytest.raises(InputError, match=r"row 1 \(sample 'P1_d0'\): column 'path' is empty: give the counts"):
+    with pytest.raises(
+        InputError, match=r"row 1 \(sample 'P1_d0'\): column 'path' is empty: give the counts"
+    ):
         sheet.read_sample_sheet(write_sheet(tmp_path, rows, header, name="bad.tsv"))

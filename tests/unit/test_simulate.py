@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
-from scipy import sparse
-
 from clonetrack.errors import InputError
 from clonetrack.simulate import select_genes, simulate_cohort, write_cohort
+from scipy import sparse
 
 GENES = Path(__file__).resolve().parents[2] / "resources" / "toy" / "genes.tsv"
 
@@ -165,7 +164,7 @@ def test_cnv_segments_shift_clone_expression(cohort, pooled):
         checked += 1
     assert checked == len(cohort.cnv_segments)
     # Truncal events are shared by all clones of a patient, private ones are not.
-    for p, segs in cohort.cnv_segments.groupby("patient_id"):
+    for _patient, segs in cohort.cnv_segments.groupby("patient_id"):
         truncal = segs[segs["truncal"]]
         assert truncal["clone"].nunique() == segs["clone"].nunique()
         assert truncal[["chromosome", "start", "end"]].drop_duplicates().shape[0] == 1
@@ -197,7 +196,7 @@ def test_clone_trajectories_and_resistance(cohort, pooled):
     assert {"BCL2L1", "MCL1", "CD36"} <= set(cohort.resistance_genes["gene"])
     resistant = set(cohort.clones.loc[cohort.clones["resistant"], "clone"])
     logs = []
-    for (p, t), cells in good.groupby(["patient_id", "cell_type"], observed=True):
+    for _group, cells in good.groupby(["patient_id", "cell_type"], observed=True):
         is_res = cells["clone"].isin(resistant)
         if is_res.sum() >= 5 and (~is_res).sum() >= 5:
             a = obs.index.isin(cells.index[is_res])
@@ -303,9 +302,15 @@ def test_genotype_reads_follow_the_planted_clones(genes):
     carrier = table["barcode"].map(truth["malignant"]).astype(bool)
     assert table.loc[table["alt_reads"] > 0, "barcode"].map(truth["malignant"]).all()
     founder = table[(table["variant"] == GENOTYPE_FOUNDER) & carrier]
-    assert founder["alt_reads"].sum() / (founder["alt_reads"] + founder["ref_reads"]).sum() == pytest.approx(0.5, abs=0.05)
+    assert founder["alt_reads"].sum() / (
+        founder["alt_reads"] + founder["ref_reads"]
+    ).sum() == pytest.approx(0.5, abs=0.05)
     mutant = table[(table["alt_reads"] > 0) & (table["variant"] != GENOTYPE_FOUNDER)]
-    per_variant = mutant.assign(clone=mutant["barcode"].map(truth["clone"])).groupby("variant")["clone"].nunique()
+    per_variant = (
+        mutant.assign(clone=mutant["barcode"].map(truth["clone"]))
+        .groupby("variant")["clone"]
+        .nunique()
+    )
     assert (per_variant == 1).all() and len(per_variant) >= 2
     # a read table the workflow accepts
     assert set(table.columns) == set(genotypes.GENOTYPE_COLUMNS)
@@ -319,7 +324,9 @@ def test_mouse_cohort_has_mouse_names_and_barcodes_that_mark_its_clones(tmp_path
     positions = pd.read_csv(root / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t")
     panel = pd.read_csv(root / "resources/markers/mouse_marrow_markers.tsv", sep="\t")
     cohort = simulate_mouse_cohort(
-        positions=positions.rename(columns={"gene": "symbol"}), panel=panel, n_cells_per_sample=60,
+        positions=positions.rename(columns={"gene": "symbol"}),
+        panel=panel,
+        n_cells_per_sample=60,
     )
     names = cohort.adatas["M1_baseline"].var_names
     assert names.str.startswith("mt-").sum() == 13 and not names.str.startswith("MT-").any()
@@ -331,7 +338,9 @@ def test_mouse_cohort_has_mouse_names_and_barcodes_that_mark_its_clones(tmp_path
     for sid in sheet["sample_id"]:
         obs = cohort.adatas[sid].obs.set_index("barcode")
         lineage = read_counts(tmp_path / f"lineage/{sid}", sample_id=sid, feature_type=None)
-        counts = pd.DataFrame(lineage.X.toarray(), index=lineage.obs["barcode"], columns=lineage.var_names)
+        counts = pd.DataFrame(
+            lineage.X.toarray(), index=lineage.obs["barcode"], columns=lineage.var_names
+        )
         top = counts.idxmax(axis=1).where(counts.max(axis=1) >= 2)
         leukaemic = obs["malignant"] & ~obs["doublet"]
         shown = top[leukaemic].notna()

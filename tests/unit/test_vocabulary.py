@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import yaml
-
 from clonetrack import dynamics, patient_clones, vocabulary
 
 REPO = Path(__file__).resolve().parents[2]

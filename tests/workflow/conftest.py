@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from runner import REPO, copy_repo, snakemake  # noqa: F401 (helpers shared by the tests)
 
 
@@ -79,7 +78,10 @@ def mouse_run(tmp_path_factory) -> Path:
         return Path(existing)
     workdir = copy_repo(tmp_path_factory.mktemp("mouse"))
     snakemake(
-        workdir, "results/tables/clones/classes.tsv", "--configfile", "resources/toy_mouse/config.yaml"
+        workdir,
+        "results/tables/clones/classes.tsv",
+        "--configfile",
+        "resources/toy_mouse/config.yaml",
     )
     return workdir
 
@@ -94,7 +96,12 @@ def droplets_run(tmp_path_factory) -> Path:
     data = REPO / "tests" / "data" / "raw_droplets"
     workdir = copy_repo(tmp_path_factory.mktemp("droplets"))
     snakemake(
-        workdir, "results/final/adata.h5ad", "results/tables/qc_ledger.tsv",
-        "--configfile", str(data / "config.yaml"), "--config", f"samples={data / 'samples.tsv'}",
+        workdir,
+        "results/final/adata.h5ad",
+        "results/tables/qc_ledger.tsv",
+        "--configfile",
+        str(data / "config.yaml"),
+        "--config",
+        f"samples={data / 'samples.tsv'}",
     )
     return workdir

@@ -25,14 +25,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from runner import REPO, copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow
 
 TOY = "resources/toy"
 CASE_SHEET = f"{TOY}/case.tsv"
-
-
-from runner import REPO, copy_repo, snakemake
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,8 +182,10 @@ DRY_CASES = {
     "config_typo_in_section": Case(
         ["P1_diagnosis", "P1_relapse"],
         config=_rename_key("qc", "nmads_mito", "nmads_mitochondria"),
-        expect=["Additional properties are not allowed ('nmads_mitochondria' was unexpected)",
-                "['qc']"],
+        expect=[
+            "Additional properties are not allowed ('nmads_mitochondria' was unexpected)",
+            "['qc']",
+        ],
     ),
     "config_typo_top_level": Case(
         ["P1_diagnosis", "P1_relapse"],
@@ -210,7 +210,9 @@ DRY_CASES = {
     "cnv_reference_sample_not_in_sheet": Case(
         ["P1_diagnosis", "P1_relapse"],
         config=lambda config: config["clones"]["cnv"].update(reference_samples=["BM1"]),
-        expect=["clones.cnv.reference_samples names sample(s) ['BM1'] that are not in the sample sheet"],
+        expect=[
+            "clones.cnv.reference_samples names sample(s) ['BM1'] that are not in the sample sheet"
+        ],
     ),
     "batch_key_not_a_sheet_column": Case(
         ["P1_diagnosis", "P1_relapse"],
@@ -220,7 +222,9 @@ DRY_CASES = {
     "stem_cell_type_not_in_panel": Case(
         ["P1_diagnosis", "P1_relapse"],
         config=lambda config: config["clones"]["resistance"].update(stem_cell_types=["HSC", "LSC"]),
-        expect=["clones.resistance.stem_cell_types names cell type(s) ['LSC'] that the marker panel"],
+        expect=[
+            "clones.resistance.stem_cell_types names cell type(s) ['LSC'] that the marker panel"
+        ],
     ),
     "healthy_not_yes_or_no": Case(
         ["P1_diagnosis", "P1_relapse"],
@@ -230,16 +234,25 @@ DRY_CASES = {
     "missing_genotype_table": Case(
         ["P1_diagnosis", "P1_relapse"],
         sheet=_set(0, "genotypes", "genotypes/P1.tsv"),
-        expect=["row 1 (sample 'P1_diagnosis'), column 'genotypes': {toy}/genotypes/P1.tsv does not exist"],
+        expect=[
+            "row 1 (sample 'P1_diagnosis'), column 'genotypes': "
+            "{toy}/genotypes/P1.tsv does not exist"
+        ],
     ),
     # cross-checks of the sheet's files, before any job
     "clone_table_without_suffix": Case(
         ["P2_diagnosis", "P2_relapse"],
-        sheet=lambda header, rows, workdir: (_strip_suffix(workdir / TOY / "clones/P2_relapse.tsv"), header, rows)[1:],
+        sheet=lambda header, rows, workdir: (
+            _strip_suffix(workdir / TOY / "clones/P2_relapse.tsv"),
+            header,
+            rows,
+        )[1:],
         expect=[
-            "clone table {toy}/clones/P2_relapse.tsv (sample 'P2_relapse'): 0 of its 234 barcodes (0%) "
+            "clone table {toy}/clones/P2_relapse.tsv (sample 'P2_relapse'): "
+            "0 of its 234 barcodes (0%) "
             "are shared with the sample's counts {toy}/counts/P2_relapse.h5ad; its first barcodes: "
-            "GCTATGTTTAACTTGT, GGATAGATGTTAGATC, CTCCATGCAGGTTAGA; the counts': GCTATGTTTAACTTGT-1, "
+            "GCTATGTTTAACTTGT, GGATAGATGTTAGATC, CTCCATGCAGGTTAGA; "
+            "the counts': GCTATGTTTAACTTGT-1, "
             "GGATAGATGTTAGATC-1, CTCCATGCAGGTTAGA-1: the counts' barcodes end in '-1' and these do "
             "not: add the suffix (clones.min_matched_barcodes is 50%)"
         ],
@@ -319,7 +332,9 @@ DRY_CASES = {
     "reference_cell_type_not_in_panel": Case(
         ["P1_diagnosis", "P1_relapse"],
         config=lambda config: config["clones"]["cnv"].update(reference_cell_types=["T", "Tcell"]),
-        expect=["clones.cnv.reference_cell_types names cell type(s) ['Tcell'] that the marker panel"],
+        expect=[
+            "clones.cnv.reference_cell_types names cell type(s) ['Tcell'] that the marker panel"
+        ],
     ),
     "sheet_not_utf8": Case(
         ["P1_diagnosis", "P1_relapse"],
@@ -352,35 +367,46 @@ DRY_CASES = {
     # the cohort's tables: checked before any job
     "patient_table_duplicated_row": Case(
         ["P1_diagnosis", "P1_relapse"],
-        files=lambda workdir: _write(workdir / TOY / "patients.tsv",
-                                     "patient_id\tresponse\nP1\trelapse\nP1\trelapse\n"),
+        files=lambda workdir: _write(
+            workdir / TOY / "patients.tsv", "patient_id\tresponse\nP1\trelapse\nP1\trelapse\n"
+        ),
         config=lambda config: config.update(patients=f"{TOY}/patients.tsv"),
-        expect=["patient table resources/toy/patients.tsv: patient_id listed more than once in "
-                "row(s) 1, 2 (P1): give each patient one row"],
+        expect=[
+            "patient table resources/toy/patients.tsv: patient_id listed more than once in "
+            "row(s) 1, 2 (P1): give each patient one row"
+        ],
     ),
     "patient_table_unknown_response": Case(
         ["P1_diagnosis", "P1_relapse"],
-        files=lambda workdir: _write(workdir / TOY / "patients.tsv",
-                                     "patient_id\tresponse\nP1\tnon_responder\n"),
+        files=lambda workdir: _write(
+            workdir / TOY / "patients.tsv", "patient_id\tresponse\nP1\tnon_responder\n"
+        ),
         config=lambda config: config.update(patients=f"{TOY}/patients.tsv"),
-        expect=["patient table resources/toy/patients.tsv, column 'response': ['non_responder'] in "
-                "row(s) 1 are not among cohort.response_levels"],
+        expect=[
+            "patient table resources/toy/patients.tsv, column 'response': ['non_responder'] in "
+            "row(s) 1 are not among cohort.response_levels"
+        ],
     ),
     "measurement_not_a_number": Case(
         ["P1_diagnosis", "P1_relapse"],
-        files=lambda workdir: _write(workdir / TOY / "dst.tsv",
-                                     "patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t>10\n"),
+        files=lambda workdir: _write(
+            workdir / TOY / "dst.tsv", "patient_id\tassay\tfeature\tvalue\nP1\tDST\tven\t>10\n"
+        ),
         config=lambda config: config.update(measurements=[f"{TOY}/dst.tsv"]),
-        expect=["measurement table resources/toy/dst.tsv, column 'value': not a number in row(s) 1 "
-                "(e.g. '>10')"],
+        expect=[
+            "measurement table resources/toy/dst.tsv, column 'value': not a number in row(s) 1 "
+            "(e.g. '>10')"
+        ],
     ),
     "contrast_with_an_unknown_response": Case(
         ["P1_diagnosis", "P1_relapse"],
         config=lambda config: config["cohort"]["contrasts"].update(
             early_death={"case": ["induction_death"], "control": ["relapse"]}
         ),
-        expect=["cohort.contrasts.early_death names response(s) ['induction_death'] that are not in "
-                "cohort.response_levels"],
+        expect=[
+            "cohort.contrasts.early_death names response(s) ['induction_death'] that are not in "
+            "cohort.response_levels"
+        ],
     ),
     "timepoint_order_out_of_range": Case(
         ["P1_diagnosis", "P1_relapse"],
@@ -409,7 +435,7 @@ def _repeat_first_row(path: Path) -> None:
 
 
 def _add_column(header, rows, name, values):
-    return header + [name], [r + [v] for r, v in zip(rows, values)]
+    return header + [name], [r + [v] for r, v in zip(rows, values, strict=True)]
 
 
 def _rename_genes(path: Path, rename) -> None:
@@ -430,8 +456,9 @@ LEGAL_DRY_CASES = {
     ),
     "patient_table_missing_a_patient": Case(
         ["P1_diagnosis", "P1_relapse", "P2_diagnosis"],
-        files=lambda workdir: _write(workdir / TOY / "patients.tsv",
-                                     "patient_id\tresponse\nP1\trelapse\nP9\trelapse\n"),
+        files=lambda workdir: _write(
+            workdir / TOY / "patients.tsv", "patient_id\tresponse\nP1\trelapse\nP9\trelapse\n"
+        ),
         config=lambda config: config.update(patients=f"{TOY}/patients.tsv"),
     ),
     "excel_unicode_text": Case(
@@ -445,7 +472,9 @@ LEGAL_DRY_CASES = {
 
 def _comment(path: Path) -> None:
     lines = path.read_text().splitlines()
-    path.write_text("\n".join(["# exported 2026-11-26", "#" + lines[0], *lines[1:], "# end"]) + "\n")
+    path.write_text(
+        "\n".join(["# exported 2026-11-26", "#" + lines[0], *lines[1:], "# end"]) + "\n"
+    )
 
 
 def _prepare_dry(tmp_path_factory, name: str, case: Case) -> Path:
@@ -709,9 +738,11 @@ def test_single_timepoint_patient_clone_comparisons_say_why(edge_run):
     p1 = classes[classes["patient_id"] == "P1"]
     assert len(p1) > 0, "P1's given clones are missing from classes.tsv"
     assert (p1["class"] == "undetermined").all()
-    assert p1["evidence"].str.contains(
-        "only one timepoint (diagnosis); no dynamics", regex=False
-    ).all()
+    assert (
+        p1["evidence"]
+        .str.contains("only one timepoint (diagnosis); no dynamics", regex=False)
+        .all()
+    )
     log = (workdir / "logs/clone_dynamics/clone_dynamics.log").read_text()
     assert "not compared" in log
     assert "patient 'P1' has one timepoint (diagnosis); clone dynamics need at least two." in log

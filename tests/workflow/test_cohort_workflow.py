@@ -38,8 +38,10 @@ def test_monocytic_share_at_diagnosis_tells_refractory_from_responders(tests_tab
 
 def test_venetoclax_follows_the_monocytic_share_and_the_noise_drug_does_not(cohort_run):
     table = pd.read_csv(cohort_run / TABLES / "correlations.tsv", sep="\t")
-    ven = table[(table["measure"] == "DST:venetoclax_AUC")
-                & (table["feature"] == "malignant_group:monocytic")].iloc[0]
+    ven = table[
+        (table["measure"] == "DST:venetoclax_AUC")
+        & (table["feature"] == "malignant_group:monocytic")
+    ].iloc[0]
     print(ven.to_dict())
     assert ven["rho"] > 0 and ven["q"] < 0.05
     assert ven["rho_ci_low"] > 0
@@ -65,7 +67,10 @@ def test_expanding_clone_is_reported_present_at_diagnosis_in_relapsing_patients(
 def test_every_patient_has_an_answer_and_the_tables_account_for_them(cohort_run, truth):
     answers = pd.read_csv(cohort_run / TABLES / "answers.tsv", sep="\t")
     assert sorted(answers["patient_id"]) == sorted(truth["patient_id"])
-    assert (answers["response"].to_numpy() == truth.set_index("patient_id").loc[answers["patient_id"], "response"].to_numpy()).all()
+    assert (
+        answers["response"].to_numpy()
+        == truth.set_index("patient_id").loc[answers["patient_id"], "response"].to_numpy()
+    ).all()
     notes = pd.read_csv(cohort_run / TABLES / "notes.tsv", sep="\t")
     assert notes.empty, notes
 
@@ -75,4 +80,6 @@ def test_sccoda_finds_the_monocytic_shift(cohort_run):
     primary = composition[composition["contrast"] == "primary_resistance"].set_index("cell_type")
     print(primary)
     assert primary.loc["Mono", "log2fc"] > 0
-    assert bool(primary.loc["Mono", "credible"]) or primary.loc["Mono", "inclusion_probability"] > 0.5
+    assert (
+        bool(primary.loc["Mono", "credible"]) or primary.loc["Mono", "inclusion_probability"] > 0.5
+    )

@@ -42,9 +42,13 @@ def test_ambient_rna_is_removed_and_the_counts_as_read_are_kept(droplets_run, le
     before, after = kept.layers["uncorrected"], kept.X
     assert (after - before).max() <= 1  # stochastic rounding adds at most one UMI to an entry
     removed = 1 - after.sum() / before.sum()
-    print(f"removed {removed:.4f} of the kept cells' UMIs; ledger {ledger['umis_removed_fraction']:.4f}")
+    print(
+        f"removed {removed:.4f} of the kept cells' UMIs; "
+        f"ledger {ledger['umis_removed_fraction']:.4f}"
+    )
     assert ledger["contamination"] == 0.05 and 0.01 < removed < 0.1
-    # the soup's platelet transcripts (PPBP, among its top genes here) leave the cells that do not make them
+    # the soup's platelet transcripts (PPBP, among its top genes here) leave the cells that do
+    # not make them
     ppbp = kept.var_names.get_loc("PPBP")
     low = np.asarray(before[:, ppbp].todense()).ravel() <= 2
     assert after[low, ppbp].sum() < 0.7 * before[low, ppbp].sum()
@@ -60,9 +64,21 @@ def test_doublets_by_consensus_keep_each_callers_score_and_call(droplets_run, le
     # combined rule: the top expected rate of the scored cells, plus any both callers call
     called = cells["qc_reason"] == "doublet"
     assert called.sum() == ledger["removed_doublet"]
-    assert round(0.06 * scored.sum()) <= called.sum() <= round(0.06 * scored.sum()) + (own.all(axis=1)).sum()
+    assert (
+        round(0.06 * scored.sum())
+        <= called.sum()
+        <= round(0.06 * scored.sum()) + (own.all(axis=1)).sum()
+    )
     by_budget = called & ~own.all(axis=1)
-    assert cells.loc[by_budget, "doublet_score"].min() >= cells.loc[scored & ~called, "doublet_score"].max()
+    assert (
+        cells.loc[by_budget, "doublet_score"].min()
+        >= cells.loc[scored & ~called, "doublet_score"].max()
+    )
     final = ad.read_h5ad(droplets_run / "results/final/adata.h5ad", backed="r")
-    for column in ("doublet_score", "doublet_score_scrublet", "doublet_doubletdetection", "doublet_votes"):
+    for column in (
+        "doublet_score",
+        "doublet_score_scrublet",
+        "doublet_doubletdetection",
+        "doublet_votes",
+    ):
         assert column in final.obs, column

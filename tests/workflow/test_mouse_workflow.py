@@ -8,7 +8,6 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-
 from clonetrack.io import read_counts
 
 pytestmark = pytest.mark.workflow
@@ -77,7 +76,9 @@ def test_barcode_clones_recover_the_planted_clones_and_their_classes(mouse_run, 
             top = label.index[0]
             # the called clone holds most of the planted clone's cells, and little else
             recall = label.iloc[0] / len(members)
-            precision = (singlets.loc[singlets["clone_id"] == top, "clone"] == clone["clone"]).mean()
+            precision = (
+                singlets.loc[singlets["clone_id"] == top, "clone"] == clone["clone"]
+            ).mean()
             print(mouse, clone["clone"], top, f"recall {recall:.2f} precision {precision:.2f}")
             assert top != "unassigned" and recall >= 0.75 and precision >= 0.95
             row = classes[(classes["patient_id"] == mouse) & (classes["clone"] == top)].iloc[0]

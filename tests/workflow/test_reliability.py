@@ -24,17 +24,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-
 from clonetrack import checks, io
 from clonetrack.qc import REMOVAL_REASONS
 from clonetrack.sheet import read_sample_sheet
+from runner import copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow
 
 STARTUP_LIMIT_S = 1800  # a stage that never comes is a failure, not a hang
 
-
-from runner import copy_repo, snakemake
 
 TABLES = [
     "results/tables/qc_ledger.tsv",
@@ -55,14 +53,32 @@ TABLES = [
     "results/tables/clones/cohort_per_patient.tsv",
     "results/tables/clones/signature_scores.tsv",
     "results/tables/clones/signature_comparison.tsv",
-    *(f"results/clones/patient~{p}/{f}" for p in ("P1", "P2", "P3")
-      for f in ("sources.tsv", "unmatched_rows.tsv", "cells.tsv.gz")),
+    *(
+        f"results/clones/patient~{p}/{f}"
+        for p in ("P1", "P2", "P3")
+        for f in ("sources.tsv", "unmatched_rows.tsv", "cells.tsv.gz")
+    ),
 ]
-NOT_EMPTY = {"results/tables/qc_ledger.tsv", "results/tables/markers.tsv",
-             "results/tables/de/timepoint_de.tsv", "results/tables/clones/classes.tsv",
-             "results/tables/clones/comparisons.tsv"}
-OBS_LABELS = ["sample_id", "patient_id", "timepoint", "qc_reason", "leiden", "cell_type",
-              "cell_type_cluster", "clone", "clone_source", "malignant", "cnv_clone"]
+NOT_EMPTY = {
+    "results/tables/qc_ledger.tsv",
+    "results/tables/markers.tsv",
+    "results/tables/de/timepoint_de.tsv",
+    "results/tables/clones/classes.tsv",
+    "results/tables/clones/comparisons.tsv",
+}
+OBS_LABELS = [
+    "sample_id",
+    "patient_id",
+    "timepoint",
+    "qc_reason",
+    "leiden",
+    "cell_type",
+    "cell_type_cluster",
+    "clone",
+    "clone_source",
+    "malignant",
+    "cnv_clone",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,12 +89,16 @@ def _start(workdir: Path, log: Path) -> subprocess.Popen:
     """snakemake in its own process group (its jobs inherit it), as the session helper runs it."""
     env = dict(os.environ)
     cache = workdir / ".cache"
-    env.update(MPLBACKEND="Agg", NUMBA_CACHE_DIR=str(cache / "numba"),
-               MPLCONFIGDIR=str(cache / "mpl"))
+    env.update(
+        MPLBACKEND="Agg", NUMBA_CACHE_DIR=str(cache / "numba"), MPLCONFIGDIR=str(cache / "mpl")
+    )
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "snakemake", "--cores", "2"],
-            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -160,15 +180,23 @@ def resumed_run(tmp_path_factory):
     # 1. SIGTERM to the group once snakemake has registered the first finished QC job (the
     #    other one is then still running and is stopped halfway)
     proc = _start(workdir, logs / "1.log")
-    _wait_for(lambda: "(Rule: qc_sample)" in _finished(logs / "1.log"), proc,
-              "the first finished QC job", logs / "1.log")
+    _wait_for(
+        lambda: "(Rule: qc_sample)" in _finished(logs / "1.log"),
+        proc,
+        "the first finished QC job",
+        logs / "1.log",
+    )
     _stop(proc, signal.SIGTERM)
     after_term = _snapshot(workdir)
 
     # 2. resume; SIGKILL to the group (no clean-up possible) while clustering runs
     proc = _start(workdir, logs / "2.log")
-    _wait_for(lambda: (workdir / "logs/cluster_cells/cluster_cells.log").exists(), proc,
-              "the clustering job", logs / "2.log")
+    _wait_for(
+        lambda: (workdir / "logs/cluster_cells/cluster_cells.log").exists(),
+        proc,
+        "the clustering job",
+        logs / "2.log",
+    )
     time.sleep(5)
     _stop(proc, signal.SIGKILL)
     after_kill = _snapshot(workdir)
@@ -201,7 +229,11 @@ def test_sigterm_leaves_no_lock_and_only_whole_outputs(resumed_run):
     for sample in samples:
         got = {Path(f).name for f in state["files"] if Path(f).parts[2:3] == (sample,)}
         assert got == {
-            "cells_kept.h5ad", "cells.tsv", "droplets.tsv.gz", "ledger.tsv", "qc_metrics.png"
+            "cells_kept.h5ad",
+            "cells.tsv",
+            "droplets.tsv.gz",
+            "ledger.tsv",
+            "qc_metrics.png",
         }, sample
 
 
@@ -209,8 +241,11 @@ def test_sigkill_outputs_are_whole_or_marked_incomplete(resumed_run):
     state = resumed_run["after_kill"]
     assert state["locks"], "a killed run cannot release its lock (the test then needs --unlock)"
     # the clustering job was running: its outputs are marked incomplete for the next run
-    running = {"results/cluster/cells.h5ad", "results/tables/leiden_resolutions.tsv",
-               "results/tables/markers.tsv"}
+    running = {
+        "results/cluster/cells.h5ad",
+        "results/tables/leiden_resolutions.tsv",
+        "results/tables/markers.tsv",
+    }
     assert running <= set(state["incomplete"]), state["incomplete"]
     assert not any(f.startswith("results/final/") for f in state["files"])
     # every other output present is whole: it can be read the way its consumer reads it
@@ -288,13 +323,20 @@ def test_final_object_equals_uninterrupted_run(same_code, resumed_final, referen
     for column in OBS_LABELS:
         same = a.obs[column].astype(str).to_numpy() == b.obs[column].astype(str).to_numpy()
         assert same.all(), f"{column}: {(~same).sum()} cells differ"
-    for column in ("total_counts", "pct_counts_mt", "doublet_score", "cell_type_score",
-                   "cnv_score"):
-        np.testing.assert_allclose(a.obs[column].to_numpy(float), b.obs[column].to_numpy(float),
-                                   rtol=1e-9, err_msg=column)
+    for column in (
+        "total_counts",
+        "pct_counts_mt",
+        "doublet_score",
+        "cell_type_score",
+        "cnv_score",
+    ):
+        np.testing.assert_allclose(
+            a.obs[column].to_numpy(float), b.obs[column].to_numpy(float), rtol=1e-9, err_msg=column
+        )
     for key in ("X_pca", "X_harmony", "X_umap"):
-        np.testing.assert_allclose(np.abs(a.obsm[key]), np.abs(b.obsm[key]), rtol=1e-6, atol=1e-6,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            np.abs(a.obsm[key]), np.abs(b.obsm[key]), rtol=1e-6, atol=1e-6, err_msg=key
+        )
     assert (a.layers["counts"] != b.layers["counts"]).nnz == 0
 
 

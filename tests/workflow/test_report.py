@@ -19,10 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from clonetrack.sheet import read_sample_sheet
-
-
 from runner import copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -160,25 +157,41 @@ def test_rules_declare_the_promised_report_outputs(toy_run):
     """The rule parser finds what the issue lists, so the comparison below is not vacuous."""
     expected = expected_results(toy_run)
     promised = {
-        "1. QC": [*(f"results/qc/{s}/qc_metrics.png" for s in TOY_SAMPLES),
-                  "results/tables/qc_ledger.tsv", "results/plots/qc_ledger.png"],
-        "2. Integration": ["results/plots/umap.png", "results/tables/integration_metrics.tsv",
-                           "results/plots/integration_metrics.png"],
-        "3. Clusters and cell types": ["results/tables/markers.tsv",
-                                       "results/tables/leiden_resolutions.tsv",
-                                       "results/tables/cluster_annotation.tsv",
-                                       "results/tables/cell_type_composition.tsv"],
-        "4. Differential expression": ["results/tables/de/timepoint_de.tsv",
-                                       "results/tables/de/timepoint_de_summary.tsv",
-                                       "results/plots/de_volcano.png"],
-        "5. Clones": [*(f"results/clones/patient~{p}/{f}" for p in TOY_PATIENTS
-                        for f in ("sources.tsv", "cnv_heatmap.png")),
-                      *(f"results/plots/clones/patient~{p}/dynamics.png" for p in TOY_PATIENTS),
-                      "results/tables/clones/frequencies.tsv", "results/tables/clones/classes.tsv",
-                      "results/tables/clones/comparisons.tsv",
-                      "results/plots/clones/cohort_overview.png",
-                      "results/tables/clones/resistance_de.tsv",
-                      "results/plots/clones/signatures.png"],
+        "1. QC": [
+            *(f"results/qc/{s}/qc_metrics.png" for s in TOY_SAMPLES),
+            "results/tables/qc_ledger.tsv",
+            "results/plots/qc_ledger.png",
+        ],
+        "2. Integration": [
+            "results/plots/umap.png",
+            "results/tables/integration_metrics.tsv",
+            "results/plots/integration_metrics.png",
+        ],
+        "3. Clusters and cell types": [
+            "results/tables/markers.tsv",
+            "results/tables/leiden_resolutions.tsv",
+            "results/tables/cluster_annotation.tsv",
+            "results/tables/cell_type_composition.tsv",
+        ],
+        "4. Differential expression": [
+            "results/tables/de/timepoint_de.tsv",
+            "results/tables/de/timepoint_de_summary.tsv",
+            "results/plots/de_volcano.png",
+        ],
+        "5. Clones": [
+            *(
+                f"results/clones/patient~{p}/{f}"
+                for p in TOY_PATIENTS
+                for f in ("sources.tsv", "cnv_heatmap.png")
+            ),
+            *(f"results/plots/clones/patient~{p}/dynamics.png" for p in TOY_PATIENTS),
+            "results/tables/clones/frequencies.tsv",
+            "results/tables/clones/classes.tsv",
+            "results/tables/clones/comparisons.tsv",
+            "results/plots/clones/cohort_overview.png",
+            "results/tables/clones/resistance_de.tsv",
+            "results/plots/clones/signatures.png",
+        ],
     }
     for section, paths in promised.items():
         for path in paths:
@@ -257,7 +270,9 @@ def test_captions_are_rendered_with_the_settings_used(results, config, report_ht
     umap_caption = text("results/plots/umap.png")
     assert f"UMAP of the {config['integration']['method']}-integrated" in umap_caption
     start = cl.get("umap_init", "pca")
-    assert ("first two principal components" if start == "pca" else "spectral layout") in umap_caption
+    assert (
+        "first two principal components" if start == "pca" else "spectral layout"
+    ) in umap_caption
     desc = strip_tags(embedded(report_html, "workflow_desc"))
     assert f"Samples: {config['samples']}" in desc
     assert f"seed {config['seed']}" in desc
@@ -317,9 +332,11 @@ def test_report_renders_in_chromium(toy_run, results, categories, tmp_path, reco
             page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
             page.on(
                 "request",
-                lambda req: None
-                if req.url.startswith(("data:", "file:", "blob:", "about:"))
-                else outside.append(req.url),
+                lambda req: (
+                    None
+                    if req.url.startswith(("data:", "file:", "blob:", "about:"))
+                    else outside.append(req.url)
+                ),
             )
             page.goto(report.as_uri(), wait_until="load")
             nav = page.locator("nav").first
@@ -410,4 +427,3 @@ def test_missing_chromium_fails_with_instructions(monkeypatch):
     monkeypatch.setattr(f"{__name__}.CHROMIUM", "/nonexistent/chromium")
     with pytest.raises(pytest.fail.Exception, match=r"run `make test`"):
         _browser_or_fail()
-

@@ -5,11 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sklearn.metrics import adjusted_rand_score
-
 from clonetrack import io
 from clonetrack.qc import REMOVAL_REASONS
 from runner import snakemake
+from sklearn.metrics import adjusted_rand_score
 
 pytestmark = pytest.mark.workflow
 
@@ -64,9 +63,22 @@ def test_qc_removes_planted_junk_and_keeps_good_cells(qc_cells):
 
 
 def test_final_object_contract(toy_run, final):
-    for column in ("sample_id", "patient_id", "timepoint", "timepoint_order", "batch", "sex",
-                   "total_counts", "pct_counts_mt", "doublet_score", "leiden", "cell_type",
-                   "clone", "clone_source", "malignant"):
+    for column in (
+        "sample_id",
+        "patient_id",
+        "timepoint",
+        "timepoint_order",
+        "batch",
+        "sex",
+        "total_counts",
+        "pct_counts_mt",
+        "doublet_score",
+        "leiden",
+        "cell_type",
+        "clone",
+        "clone_source",
+        "malignant",
+    ):
         assert column in final.obs, column
     for key in ("X_pca", "X_harmony", "X_umap"):
         assert final.obsm[key].shape[0] == final.n_obs
@@ -99,8 +111,9 @@ def test_clusters_and_cell_types_recover_planted_types(final, truth):
 def test_planted_timepoint_de_genes_found_at_5pct_fdr(toy_run):
     results = read_tsv(toy_run / "results/tables/de/timepoint_de.tsv")
     planted = read_tsv(toy_run / TOY / "truth/de_genes.tsv")
-    mono = results[(results["cell_type"] == "Mono")
-                   & (results["contrast"] == "on_treatment_vs_diagnosis")].set_index("gene")
+    mono = results[
+        (results["cell_type"] == "Mono") & (results["contrast"] == "on_treatment_vs_diagnosis")
+    ].set_index("gene")
     hits = set(mono.index[mono["p_adj"] < 0.05])
     recall = len(hits & set(planted["gene"])) / len(planted)
     assert recall >= RECALL_DE
@@ -128,8 +141,10 @@ def test_given_clones_classified_as_planted(toy_run, clone_truth):
     given = clone_truth[clone_truth["lineage_clone_id"] != ""]
     assert set(given["patient_id"]) == {"P2", "P3"}
     for _, planted in given.iterrows():
-        row = classes[(classes["patient_id"] == planted["patient_id"])
-                      & (classes["clone"] == planted["lineage_clone_id"])]
+        row = classes[
+            (classes["patient_id"] == planted["patient_id"])
+            & (classes["clone"] == planted["lineage_clone_id"])
+        ]
         assert len(row) == 1, planted["clone"]
         row = row.iloc[0]
         if planted["trajectory"] == "expanding":
@@ -173,7 +188,7 @@ def test_genotype_clones_of_p1_follow_the_planted_clones(toy_run, final, truth):
 
     planted = read_tsv(toy_run / TOY / "truth/clones.tsv", dtype=str, keep_default_na=False)
     planted = planted[planted["patient_id"] == "P1"].sort_values("clone")
-    variant = dict(zip(planted["clone"], GENOTYPE_CLONE_VARIANTS))
+    variant = dict(zip(planted["clone"], GENOTYPE_CLONE_VARIANTS, strict=False))
     classes = read_tsv(toy_run / "results/tables/clones/classes.tsv", dtype={"clone": str})
     classes = classes[classes["patient_id"] == "P1"]
     p1 = final.obs[final.obs["patient_id"] == "P1"]
@@ -200,8 +215,13 @@ def test_planted_resistance_genes_found_in_resistant_vs_sensitive_de(toy_run):
 
 def test_report_has_every_section(toy_run):
     html = (toy_run / "results/report.html").read_text()
-    for category in ("1. QC", "2. Integration", "3. Clusters and cell types",
-                     "4. Differential expression", "5. Clones"):
+    for category in (
+        "1. QC",
+        "2. Integration",
+        "3. Clusters and cell types",
+        "4. Differential expression",
+        "5. Clones",
+    ):
         assert category in html
 
 
@@ -220,7 +240,9 @@ def jobs_after_edit(workdir, tmp_path, edit: str) -> dict[str, int]:
     """The jobs a dry run plans once ``edit`` (YAML) is laid over the finished run's config."""
     override = tmp_path / "edit.yaml"
     override.write_text(edit)
-    result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", "config/config.yaml", str(override))
+    result = snakemake(
+        workdir, "-n", "--quiet", "rules", "--configfile", "config/config.yaml", str(override)
+    )
     text = result.stdout + result.stderr
     if "Nothing to be done" in text:
         return {}
@@ -239,13 +261,17 @@ def test_unchanged_config_plans_nothing(toy_run, tmp_path):
 def test_dynamics_alpha_reruns_clone_dynamics_not_copy_number(toy_run, tmp_path):
     jobs = jobs_after_edit(toy_run, tmp_path, "clones:\n  dynamics:\n    alpha: 0.1\n")
     assert jobs.get("clone_dynamics") == 1, jobs
-    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "define_clones", "finalise", "timepoint_de"})
+    assert not set(jobs) & (
+        UPSTREAM | {"annotate_cells", "define_clones", "finalise", "timepoint_de"}
+    )
 
 
 def test_de_alpha_reruns_only_de_and_what_reads_it(toy_run, tmp_path):
     jobs = jobs_after_edit(toy_run, tmp_path, "de:\n  alpha: 0.1\n")
     assert jobs.get("timepoint_de") == 1, jobs
-    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "define_clones", "finalise", "clone_dynamics"})
+    assert not set(jobs) & (
+        UPSTREAM | {"annotate_cells", "define_clones", "finalise", "clone_dynamics"}
+    )
 
 
 def test_annotation_min_score_reruns_annotation_and_downstream_only(toy_run, tmp_path):

@@ -39,7 +39,9 @@ def cells(followup_run):
 def fractions(cells):
     known = cells[cells["known"]]
     return known.groupby("sample_id", observed=True).agg(
-        published=("published_malignant", "mean"), called=("malignant", "mean"), n=("malignant", "size")
+        published=("published_malignant", "mean"),
+        called=("malignant", "mean"),
+        n=("malignant", "size"),
     )
 
 

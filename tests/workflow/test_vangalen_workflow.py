@@ -11,8 +11,23 @@ pytestmark = [pytest.mark.workflow, pytest.mark.realdata]
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = "tests/data/vangalen2019"
-NORMAL_TYPES = {"HSC", "Prog", "GMP", "ProMono", "Mono", "cDC", "pDC", "earlyEry", "lateEry",
-                "ProB", "B", "Plasma", "T", "CTL", "NK"}
+NORMAL_TYPES = {
+    "HSC",
+    "Prog",
+    "GMP",
+    "ProMono",
+    "Mono",
+    "cDC",
+    "pDC",
+    "earlyEry",
+    "lateEry",
+    "ProB",
+    "B",
+    "Plasma",
+    "T",
+    "CTL",
+    "NK",
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +94,9 @@ def test_malignant_call_against_published_prediction(published, final, patient):
 
 def test_small_remission_sample_runs_through_every_step(vangalen_run, final):
     """AML329-D37: 30 cells of a real remission marrow."""
-    ledger = pd.read_csv(vangalen_run / "results/tables/qc_ledger.tsv", sep="\t").set_index("sample_id")
+    ledger = pd.read_csv(vangalen_run / "results/tables/qc_ledger.tsv", sep="\t").set_index(
+        "sample_id"
+    )
     assert ledger.loc["AML329-D37", "n_cells_in"] == 30
     small = final.obs[final.obs["sample_id"] == "AML329-D37"]
     assert len(small) == ledger.loc["AML329-D37", "n_cells_kept"] >= 20
@@ -88,14 +105,18 @@ def test_small_remission_sample_runs_through_every_step(vangalen_run, final):
     frequencies = pd.read_csv(vangalen_run / "results/tables/clones/frequencies.tsv", sep="\t")
     row = frequencies[frequencies["sample_id"] == "AML329-D37"].iloc[0]
     # 3/n: a sample this small cannot see a fraction below about a tenth
-    assert row["malignant_fraction_detection_limit"] == pytest.approx(1 - 0.05 ** (1 / row["n_sample_cells"]))
+    assert row["malignant_fraction_detection_limit"] == pytest.approx(
+        1 - 0.05 ** (1 / row["n_sample_cells"])
+    )
 
 
 def test_healthy_donors_have_no_malignant_cells_and_say_why(vangalen_run, final):
     healthy = final.obs[final.obs["patient_id"].isin(["BM1", "BM2"])]
     assert not healthy["malignant"].any()
     for donor in ("BM1", "BM2"):
-        sources = pd.read_csv(vangalen_run / f"results/clones/patient~{donor}/sources.tsv", sep="\t")
+        sources = pd.read_csv(
+            vangalen_run / f"results/clones/patient~{donor}/sources.tsv", sep="\t"
+        )
         assert sources["note"].str.contains("no malignant seed").all()
 
 

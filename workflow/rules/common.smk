@@ -116,7 +116,14 @@ wildcard_constraints:
 # depend on it (Snakemake re-runs a job whose params changed, and everything downstream).
 
 # The clones settings that define_clones reads; dynamics and resistance shape later steps only.
-CLONE_CALLING_SETTINGS = ("source_precedence", "malignant", "genotypes", "min_confidence", "lineage", "cnv")
+CLONE_CALLING_SETTINGS = (
+    "source_precedence",
+    "malignant",
+    "genotypes",
+    "min_confidence",
+    "lineage",
+    "cnv",
+)
 
 
 def clone_calling_settings():

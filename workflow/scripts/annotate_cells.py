@@ -4,14 +4,19 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
 import anndata as ad  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from clonetrack import annotate, io, store  # noqa: E402
 
 cfg = snakemake.params.annotation
 cells = ad.read_h5ad(snakemake.input.cells)
 markers = annotate.load_markers(snakemake.input.markers)
 # The panel's genes are all the scoring reads; genes absent from the data stay reported as missing.
-adata = store.read_parts(snakemake.input.merged, matrix="X", genes=lambda var: var.index.isin(markers["gene"]), obsm=False, uns=False)
+adata = store.read_parts(
+    snakemake.input.merged,
+    matrix="X",
+    genes=lambda var: var.index.isin(markers["gene"]),
+    obsm=False,
+    uns=False,
+)
 adata.obs, adata.obsm, adata.obsp, adata.uns = cells.obs, cells.obsm, cells.obsp, cells.uns
 annotate.score_cell_types(
     adata,
@@ -21,7 +26,13 @@ annotate.score_cell_types(
     neighbors_key="neighbors" if cfg["smooth_neighbors"] else None,
     random_state=snakemake.params.seed,
 )
-clusters = annotate.annotate_clusters(adata, cluster_key="leiden", cell_key="cell_type", key_added="cell_type_cluster", min_fraction=cfg["cluster_min_fraction"])
+clusters = annotate.annotate_clusters(
+    adata,
+    cluster_key="leiden",
+    cell_key="cell_type",
+    key_added="cell_type_cluster",
+    min_fraction=cfg["cluster_min_fraction"],
+)
 composition = pd.crosstab(adata.obs["sample_id"], adata.obs["cell_type"]).reset_index()
 io.write_table_atomic(clusters, snakemake.output.clusters, index=False)
 io.write_table_atomic(composition, snakemake.output.composition, index=False)

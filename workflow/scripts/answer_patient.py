@@ -3,7 +3,6 @@ from clonetrack import runtime
 log = runtime.start(snakemake.log[0])
 
 import pandas as pd  # noqa: E402
-
 from clonetrack import plotting_cohort  # noqa: E402
 
 patient = snakemake.wildcards.patient

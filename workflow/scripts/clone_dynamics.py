@@ -3,7 +3,6 @@ from clonetrack import runtime
 log = runtime.start(snakemake.log[0])
 
 import pandas as pd  # noqa: E402
-
 from clonetrack import dynamics, io, plotting_clones, store  # noqa: E402
 
 cfg = snakemake.params.dynamics
@@ -14,10 +13,17 @@ comparisons = dynamics.compare_timepoints(freqs)
 for reason in comparisons.attrs.get("skipped", []):
     log.warning("not compared: %s", reason)
 classes = dynamics.classify_clones(
-    comparisons, freqs, alpha=cfg["alpha"], min_fold=cfg["min_fold"], absent_upper=cfg["absent_upper"],
-    resistant_classes=tuple(cfg["resistant_classes"]), sensitive_classes=tuple(cfg["sensitive_classes"]),
+    comparisons,
+    freqs,
+    alpha=cfg["alpha"],
+    min_fold=cfg["min_fold"],
+    absent_upper=cfg["absent_upper"],
+    resistant_classes=tuple(cfg["resistant_classes"]),
+    sensitive_classes=tuple(cfg["sensitive_classes"]),
 )
-summary, per_patient = dynamics.cohort_model(freqs, classes, surviving_classes=tuple(cfg["surviving_classes"]))
+summary, per_patient = dynamics.cohort_model(
+    freqs, classes, surviving_classes=tuple(cfg["surviving_classes"])
+)
 fig = plotting_clones.plot_cohort_overview(freqs, classes)
 fig.savefig(snakemake.output.overview, dpi=110, bbox_inches="tight")
 io.write_table_atomic(pd.DataFrame([summary]), snakemake.output.cohort, index=False)

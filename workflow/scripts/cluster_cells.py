@@ -3,7 +3,6 @@ from clonetrack import runtime
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed, threads=snakemake.threads)
 
 import anndata as ad  # noqa: E402
-
 from clonetrack import cluster, io, store  # noqa: E402
 
 cfg = snakemake.params.clustering
@@ -21,10 +20,17 @@ resolutions = cluster.embed_and_cluster(
 on_hvg = cluster.markers_on_hvg(cfg["markers_on_hvg"], cells.n_obs)
 tested = (lambda var: var["highly_variable"].to_numpy()) if on_hvg else None
 with runtime.timed(log, "reading the expression to test"):
-    expression = store.read_parts(snakemake.input.merged, matrix="X", genes=tested, obsm=False, uns=False)
+    expression = store.read_parts(
+        snakemake.input.merged, matrix="X", genes=tested, obsm=False, uns=False
+    )
 expression.obs["leiden"] = cells.obs["leiden"]
 markers = cluster.find_markers(expression, groupby="leiden", n_markers=cfg["n_markers"])
-log.info("markers of %d clusters on %d genes (%s)", cells.obs["leiden"].nunique(), expression.n_vars, "variable genes" if on_hvg else "all genes")
+log.info(
+    "markers of %d clusters on %d genes (%s)",
+    cells.obs["leiden"].nunique(),
+    expression.n_vars,
+    "variable genes" if on_hvg else "all genes",
+)
 cells.uns["clonetrack"]["cluster"]["markers_on_hvg"] = on_hvg
 io.write_table_atomic(resolutions, snakemake.output.resolutions, index=False)
 io.write_table_atomic(markers, snakemake.output.markers, index=False)

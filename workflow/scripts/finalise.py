@@ -5,7 +5,6 @@ log = runtime.start(snakemake.log[0])
 import anndata as ad  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
-
 from clonetrack import checks, store  # noqa: E402
 
 cells = ad.read_h5ad(snakemake.input.cells)
@@ -15,7 +14,12 @@ ledger = pd.read_csv(snakemake.input.ledger, sep="\t")
 # The settings the object was made with, as YAML text (nulls included): those of every step whose
 # output it assembles; DE, clone dynamics and cohort settings shape other outputs.
 cells.uns["clonetrack"]["config"] = yaml.safe_dump(snakemake.params.config, sort_keys=False)
-shapes = {"X": store.matrix_shape(snakemake.input.merged), "counts": store.matrix_shape(snakemake.input.counts)}
+shapes = {
+    "X": store.matrix_shape(snakemake.input.merged),
+    "counts": store.matrix_shape(snakemake.input.counts),
+}
 checks.check_final(cells, ledger, matrix_shapes=shapes)
 # The matrices are copied from the merge's files as they are; only the cell metadata is new.
-store.assemble(snakemake.input.merged, cells, snakemake.output[0], layers={"counts": snakemake.input.counts})
+store.assemble(
+    snakemake.input.merged, cells, snakemake.output[0], layers={"counts": snakemake.input.counts}
+)

@@ -16,7 +16,11 @@ adata = store.read_parts(snakemake.input.merged)
 if method == "scvi":
     hvg = adata.var["highly_variable"].to_numpy()
     adata = adata[:, hvg].copy()
-    adata.layers["counts"] = store.read_parts(snakemake.input.counts, matrix="X", genes=hvg, obsm=False, uns=False).X
-embedding = integrate.integrate(adata, method=method, batch_key=cfg["batch_key"], random_state=snakemake.params.seed, **options)
+    adata.layers["counts"] = store.read_parts(
+        snakemake.input.counts, matrix="X", genes=hvg, obsm=False, uns=False
+    ).X
+embedding = integrate.integrate(
+    adata, method=method, batch_key=cfg["batch_key"], random_state=snakemake.params.seed, **options
+)
 log.info("integration %s -> obsm[%s]", method, embedding)
 store.write_cells(adata, snakemake.output[0])

@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     repo = Path(__file__).resolve().parents[2]
     if args.mouse:
         cohort = simulate_mouse_cohort(
-            positions=pd.read_csv(repo / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t").rename(
-                columns={"gene": "symbol"}
-            ),
+            positions=pd.read_csv(
+                repo / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t"
+            ).rename(columns={"gene": "symbol"}),
             panel=pd.read_csv(repo / "resources/markers/mouse_marrow_markers.tsv", sep="\t"),
             seed=args.seed,
         )

@@ -2,11 +2,11 @@
 
 From the van Galen 2019 GEO files (GSE116256): every follow-up timepoint of AML328 (TP53 subclones,
 four samples), AML420B (three), AML371 (two) and AML314 (two), the healthy donor BM5 (CD34+) and the
-cell line OCI-AML3 and the healthy whole-marrow donors BM1 and BM2. Per sample a seeded uniform draw of at most ``--max-cells`` cells, plus, for
-AML328, every cell with a genotyped transcript (so its two TP53 subclones can be followed). Genes:
-those detected in a kept cell. Same layout as tests/data/vangalen2019, plus genotype tables
-written by scripts/vangalen_genotypes.py and a sample sheet with the ``genotypes`` and ``healthy``
-columns.
+cell line OCI-AML3 and the healthy whole-marrow donors BM1 and BM2. Per sample a seeded uniform draw
+of at most ``--max-cells`` cells, plus, for AML328, every cell with a genotyped transcript (so its
+two TP53 subclones can be followed). Genes: those detected in a kept cell. Same layout as
+tests/data/vangalen2019, plus genotype tables written by scripts/vangalen_genotypes.py and a sample
+sheet with the ``genotypes`` and ``healthy`` columns.
 
 Usage: python workflow/scripts/make_vangalen_followup.py [--source DIR] [--out DIR]
 """
@@ -85,16 +85,28 @@ def main() -> None:
         x = counts[sample_id].loc[detected]
         x.index.name = "Gene"
         x.to_csv(args.out / dem, sep="\t", compression={"method": "gzip", "mtime": 0})
-        annos[sample_id].to_csv(args.out / anno, sep="\t", compression={"method": "gzip", "mtime": 0})
+        annos[sample_id].to_csv(
+            args.out / anno, sep="\t", compression={"method": "gzip", "mtime": 0}
+        )
         rows.append(
-            {"sample_id": sample_id, "patient_id": patient_id, "timepoint": timepoint,
-             "timepoint_order": order, "path": dem, "format": "dense_txt", "healthy": healthy,
-             "genotypes": ""}
+            {
+                "sample_id": sample_id,
+                "patient_id": patient_id,
+                "timepoint": timepoint,
+                "timepoint_order": order,
+                "path": dem,
+                "format": "dense_txt",
+                "healthy": healthy,
+                "genotypes": "",
+            }
         )
         print(sample_id, x.shape[1], "cells")
     annotated = sorted(str(args.out / names[s][1]) for s in SAMPLES if s.startswith("AML"))
     script = Path(__file__).resolve().parents[2] / "scripts" / "vangalen_genotypes.py"
-    subprocess.run([sys.executable, str(script), *annotated, "--out-dir", str(args.out / "genotypes")], check=True)
+    subprocess.run(
+        [sys.executable, str(script), *annotated, "--out-dir", str(args.out / "genotypes")],
+        check=True,
+    )
     sheet = pd.DataFrame(rows)
     for i, sample_id in enumerate(sheet["sample_id"]):
         table = args.out / "genotypes" / f"{sample_id}.genotypes.tsv"

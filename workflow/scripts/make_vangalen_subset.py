@@ -59,9 +59,7 @@ def main() -> None:
     for sample_id, (dem, anno, _, _) in SAMPLES.items():
         x = pd.read_csv(args.source / dem, sep="\t", index_col=0)
         # read as text so the annotation is written back exactly as on GEO
-        a = pd.read_csv(
-            args.source / anno, sep="\t", index_col=0, dtype=str, keep_default_na=False
-        )
+        a = pd.read_csv(args.source / anno, sep="\t", index_col=0, dtype=str, keep_default_na=False)
         if genes is None:
             genes = x.index
         elif not x.index.equals(genes):
@@ -114,9 +112,16 @@ def main() -> None:
         args.out / anno, sep="\t", compression={"method": "gzip", "mtime": 0}
     )
     rows.append(
-        {"sample_id": "AML329-D37", "patient_id": "AML329", "timepoint": "D37",
-         "timepoint_order": 2, "path": dem, "format": "dense_txt", "batch": "AML329-D37",
-         "healthy": "no"}
+        {
+            "sample_id": "AML329-D37",
+            "patient_id": "AML329",
+            "timepoint": "D37",
+            "timepoint_order": 2,
+            "path": dem,
+            "format": "dense_txt",
+            "batch": "AML329-D37",
+            "healthy": "no",
+        }
     )
     print("AML329-D37", x.shape[1], "cells")
     pd.DataFrame(rows).to_csv(args.out / "samples.tsv", sep="\t", index=False)

@@ -4,7 +4,6 @@ log = runtime.start(snakemake.log[0])
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from clonetrack import plotting_clones  # noqa: E402
 
 patient = snakemake.wildcards.patient
@@ -15,6 +14,12 @@ if (freqs["patient_id"] == patient).any():
 else:
     # A patient without clones still gets a page saying so (see the clone sources table).
     fig, ax = plt.subplots(figsize=(6, 1.5))
-    ax.text(0.5, 0.5, f"{patient}: no clones were defined (see the clone sources table).", ha="center", va="center")
+    ax.text(
+        0.5,
+        0.5,
+        f"{patient}: no clones were defined (see the clone sources table).",
+        ha="center",
+        va="center",
+    )
     ax.axis("off")
 fig.savefig(snakemake.output[0], dpi=110, bbox_inches="tight")

@@ -6,15 +6,23 @@ from clonetrack import droplets, io, plotting, qc  # noqa: E402
 
 sample = snakemake.params.sample
 sample_id = sample["sample_id"]
-counts = io.read_counts(snakemake.input.counts, sample_id=sample_id, fmt=sample["format"] or None) if "counts" in snakemake.input.keys() else None
+counts = (
+    io.read_counts(snakemake.input.counts, sample_id=sample_id, fmt=sample["format"] or None)
+    if "counts" in snakemake.input.keys()
+    else None
+)
 droplet_table, droplet_summary = None, {}
 if "raw" in snakemake.input.keys():
     # every barcode: cells called from it (or taken from the filtered matrix), ambient RNA removed
     raw = io.read_counts(snakemake.input.raw, sample_id=sample_id)
-    counts, droplet_table, droplet_summary = droplets.cells_from_raw(raw, counts, params=snakemake.params.droplets, seed=snakemake.params.seed)
+    counts, droplet_table, droplet_summary = droplets.cells_from_raw(
+        raw, counts, params=snakemake.params.droplets, seed=snakemake.params.seed
+    )
     log.info("sample %s droplets: %s", sample_id, droplet_summary)
 params = qc.QCParams.from_config(snakemake.params.qc, sample_id=sample_id)
-kept, cells, ledger = qc.run_qc(counts, sample_id=sample_id, params=params, random_state=snakemake.params.seed)
+kept, cells, ledger = qc.run_qc(
+    counts, sample_id=sample_id, params=params, random_state=snakemake.params.seed
+)
 ledger = qc.add_droplet_columns(ledger, droplet_summary)
 log.info("sample %s: %s", sample_id, ledger.iloc[0].to_dict())
 

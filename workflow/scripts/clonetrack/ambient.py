@@ -73,7 +73,9 @@ def estimate_contamination(channel, clusters: np.ndarray) -> tuple[float | None,
     return rho, f"estimated by SoupX from {fitted.fit.get('n_estimates', '?')} marker estimates"
 
 
-def subtract_soup(counts: sparse.spmatrix, soup: np.ndarray, rho: float | np.ndarray) -> sparse.csr_matrix:
+def subtract_soup(
+    counts: sparse.spmatrix, soup: np.ndarray, rho: float | np.ndarray
+) -> sparse.csr_matrix:
     """SoupX's subtraction: each cell loses ``rho x UMIs x soup`` of each gene, clipped at zero."""
     counts = sparse.csr_matrix(counts, dtype=np.float64)
     n_umis = np.asarray(counts.sum(axis=1)).ravel()

@@ -215,7 +215,8 @@ def score_cell_types(
     if len(classes) < 2:
         raise InputError(
             f"only {len(classes)} cell type(s) have >= 2 positive markers in the data "
-            f"(missing genes: {missing[:20]}): {_why_panel_misses(markers['gene'], adata.var_names)}"
+            f"(missing genes: {missing[:20]}): "
+            f"{_why_panel_misses(markers['gene'], adata.var_names)}"
         )
     panel = panel[panel["cell_type"].isin(classes)]
 

@@ -1,8 +1,8 @@
 """Copy-number inference from expression (infercnvpy), malignant calls and CNV subclones.
 
 All timepoints of one patient are analysed together, so that CNV clones keep the same name across
-time. Normal reference cells (by default marrow lymphocytes, rarely part of the myeloid clone) define
-expression without copy-number change.
+time. Normal reference cells (by default marrow lymphocytes, rarely part of the myeloid clone)
+define expression without copy-number change.
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ def add_gene_positions(
     elif gene_symbols in adata.var.columns:
         symbols = pd.Index(adata.var[gene_symbols].astype(str))
     else:
-        raise InputError(f"var has no column {gene_symbols!r}; pass an existing gene-symbol column.")
+        raise InputError(
+            f"var has no column {gene_symbols!r}; pass an existing gene-symbol column."
+        )
     hit = symbols.isin(positions.index)
     fraction = float(hit.mean()) if len(symbols) else 0.0
     if fraction < min_fraction:
@@ -133,7 +135,9 @@ def add_gene_positions(
         "fraction_with_position": fraction,
         "genes_without_position": missing,
     }
-    _record(adata, "gene_positions", {k: v for k, v in report.items() if k != "genes_without_position"})
+    _record(
+        adata, "gene_positions", {k: v for k, v in report.items() if k != "genes_without_position"}
+    )
     return report
 
 
@@ -141,7 +145,7 @@ def _check_lognorm(x) -> None:
     data = x.data if sp.issparse(x) else np.asarray(x)
     if data.size == 0:
         raise InputError("Expression matrix is empty; nothing to infer copy number from.")
-    if np.all(np.mod(data[: 100_000], 1) == 0) and data.max() > 30:
+    if np.all(np.mod(data[:100_000], 1) == 0) and data.max() > 30:
         raise InputError(
             "infer_cnv expects log-normalised expression (normalize_total + log1p) but the matrix "
             "holds integer counts; normalise first or pass layer= with log-normalised values."
@@ -197,7 +201,7 @@ def _chunks_in_process(n_jobs: int | None):
     pooled = implementation.process_map
 
     def in_order(function, *iterables, **_pool_options):
-        return [function(*arguments) for arguments in zip(*iterables)]
+        return [function(*arguments) for arguments in zip(*iterables, strict=True)]
 
     implementation.process_map = in_order
     try:
@@ -436,7 +440,8 @@ def infer_cnv(
     is_ref = adata.obs[reference_key].astype(str).isin(ref_cats).to_numpy()
     if is_ref.sum() < min_reference_cells:
         raise InputError(
-            f"Only {is_ref.sum()} reference cells ({reference_key} in {list(reference_categories)}); "
+            f"Only {is_ref.sum()} reference cells "
+            f"({reference_key} in {list(reference_categories)}); "
             f"at least {min_reference_cells} are needed to define normal expression."
         )
 
@@ -445,7 +450,9 @@ def infer_cnv(
     keep = adata.var["chromosome"].notna().to_numpy() & expressed
     work = ad.AnnData(
         X=sp.csr_matrix(x[:, keep]) if sp.issparse(x) else np.asarray(x[:, keep]),
-        obs=pd.DataFrame({"ref": pd.Categorical(np.where(is_ref, "ref", "other"))}, index=adata.obs_names),
+        obs=pd.DataFrame(
+            {"ref": pd.Categorical(np.where(is_ref, "ref", "other"))}, index=adata.obs_names
+        ),
         var=adata.var.loc[keep, ["chromosome", "start", "end"]].astype(
             {"chromosome": str, "start": "int64", "end": "int64"}
         ),
@@ -473,7 +480,11 @@ def infer_cnv(
     cnv.tl.pca(work, n_comps=n_comp, random_state=random_state)
     cnv.pp.neighbors(work, n_neighbors=n_neighbors, random_state=random_state)
     cnv.tl.leiden(
-        work, resolution=resolution, random_state=random_state, flavor="igraph", n_iterations=2,
+        work,
+        resolution=resolution,
+        random_state=random_state,
+        flavor="igraph",
+        n_iterations=2,
         directed=False,
     )
     cnv.tl.cnv_score(work)
@@ -483,9 +494,14 @@ def infer_cnv(
     x_cnv = work.obsm["X_cnv"]
     x_cnv = x_cnv.toarray() if sp.issparse(x_cnv) else np.asarray(x_cnv)
     malignant, consensus, table, call_info = _call_malignant(
-        x_cnv, clusters, is_ref,
-        reference_quantile=reference_quantile, min_cluster_cells=min_cluster_cells,
-        null_draws=null_draws, null_quantile=null_quantile, depletion_alpha=depletion_alpha,
+        x_cnv,
+        clusters,
+        is_ref,
+        reference_quantile=reference_quantile,
+        min_cluster_cells=min_cluster_cells,
+        null_draws=null_draws,
+        null_quantile=null_quantile,
+        depletion_alpha=depletion_alpha,
         n_iterations=n_iterations,
         rng=np.random.default_rng(random_state),
     )
@@ -495,15 +511,21 @@ def infer_cnv(
     clone = np.full(adata.n_obs, "normal", dtype=object)
     if detectable:
         clone[malignant] = _subclones(
-            work[malignant].copy(), n_pcs=n_pcs, n_neighbors=n_neighbors,
-            resolution=subclone_resolution, min_distance=subclone_min_distance,
-            min_size=min_subclone_size, random_state=random_state,
+            work[malignant].copy(),
+            n_pcs=n_pcs,
+            n_neighbors=n_neighbors,
+            resolution=subclone_resolution,
+            min_distance=subclone_min_distance,
+            min_size=min_subclone_size,
+            random_state=random_state,
         )
 
     adata.obsm["X_cnv"] = work.obsm["X_cnv"]
     adata.obsm["X_cnv_pca"] = work.obsm["X_cnv_pca"]
     adata.uns["cnv"] = work.uns["cnv"]
-    adata.uns["cnv_windows"] = _window_table(work.var, work.uns["cnv"]["chr_pos"], window_size, step)
+    adata.uns["cnv_windows"] = _window_table(
+        work.var, work.uns["cnv"]["chr_pos"], window_size, step
+    )
     adata.obs["cnv_leiden"] = pd.Categorical(clusters)
     adata.obs["cnv_score"] = work.obs["cnv_score"].to_numpy()
     adata.obs["cnv_score_cell"] = cell_score
@@ -565,10 +587,18 @@ def _subclones(
     raw = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
     norms = np.linalg.norm(raw, axis=1, keepdims=True)
     mal.obsm["X_cnv"] = raw / np.where(norms > 0, norms, 1.0)
-    cnv.tl.pca(mal, n_comps=int(min(n_pcs, n - 1, mal.obsm["X_cnv"].shape[1] - 1)), random_state=random_state)
+    cnv.tl.pca(
+        mal,
+        n_comps=int(min(n_pcs, n - 1, mal.obsm["X_cnv"].shape[1] - 1)),
+        random_state=random_state,
+    )
     cnv.pp.neighbors(mal, n_neighbors=n_neighbors, random_state=random_state)
     cnv.tl.leiden(
-        mal, resolution=resolution, random_state=random_state, flavor="igraph", n_iterations=2,
+        mal,
+        resolution=resolution,
+        random_state=random_state,
+        flavor="igraph",
+        n_iterations=2,
         directed=False,
     )
     profiles = pd.DataFrame(raw)
@@ -596,10 +626,16 @@ def _window_table(var: pd.DataFrame, chr_pos: dict, window_size: int, step: int)
         genes = var[var["chromosome"] == chrom].sort_values("start")
         n = len(genes)
         # Mirrors infercnvpy: a pyramid window every `step` genes, or one window when too few genes.
-        spans = [(i, i + window_size) for i in range(0, n - window_size + 1, step)] if window_size < n else [(0, n)]
+        spans = (
+            [(i, i + window_size) for i in range(0, n - window_size + 1, step)]
+            if window_size < n
+            else [(0, n)]
+        )
         for a, b in spans:
             g = genes.iloc[a:b]
-            rows.append((chrom, g.index[0], g.index[-1], int(g["start"].min()), int(g["end"].max())))
+            rows.append(
+                (chrom, g.index[0], g.index[-1], int(g["start"].min()), int(g["end"].max()))
+            )
     return pd.DataFrame(rows, columns=["chromosome", "first_gene", "last_gene", "start", "end"])
 
 
@@ -644,7 +680,11 @@ def cnv_segments(
         prof = np.asarray(x[labels == clone].mean(axis=0)).ravel()
         sign = np.where(prof > min_log_ratio, 1, np.where(prof < -min_log_ratio, -1, 0))
         run_id = np.cumsum(
-            np.r_[True, (sign[1:] != sign[:-1]) | (windows["chromosome"].to_numpy()[1:] != windows["chromosome"].to_numpy()[:-1])]
+            np.r_[
+                True,
+                (sign[1:] != sign[:-1])
+                | (windows["chromosome"].to_numpy()[1:] != windows["chromosome"].to_numpy()[:-1]),
+            ]
         )
         for rid in np.unique(run_id[sign != 0]):
             idx = np.flatnonzero(run_id == rid)
@@ -664,11 +704,23 @@ def cnv_segments(
                     "call": "gain" if sign[idx[0]] > 0 else "loss",
                 }
             )
-    cols = ["clone", "chromosome", "first_gene", "last_gene", "start", "end", "n_windows", "mean_log_ratio", "call"]
+    cols = [
+        "clone",
+        "chromosome",
+        "first_gene",
+        "last_gene",
+        "start",
+        "end",
+        "n_windows",
+        "mean_log_ratio",
+        "call",
+    ]
     return pd.DataFrame(out, columns=cols)
 
 
-def _binned_rows(x, code: np.ndarray, n_groups: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _binned_rows(
+    x, code: np.ndarray, n_groups: int, max_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``x`` ordered by group; above ``max_rows`` rows, consecutive cells of a group are
     averaged into bins (each group keeps a share of rows proportional to its cells, at least one).
 
@@ -683,14 +735,22 @@ def _binned_rows(x, code: np.ndarray, n_groups: int, max_rows: int) -> tuple[np.
             continue
         block = x[members]
         block = block.toarray() if sp.issparse(block) else np.asarray(block)
-        n_bins = len(members) if n_valid <= max_rows else max(1, round(len(members) / n_valid * max_rows))
+        n_bins = (
+            len(members)
+            if n_valid <= max_rows
+            else max(1, round(len(members) / n_valid * max_rows))
+        )
         rows += [part.mean(axis=0) for part in np.array_split(block.astype(np.float32), n_bins)]
         codes += [g] * n_bins
     return np.vstack(rows), np.asarray(codes)
 
 
 def plot_cnv_heatmap(
-    adata: ad.AnnData, *, groupby: str = "cnv_clone", vmax: float | None = None, max_rows: int = 2000
+    adata: ad.AnnData,
+    *,
+    groupby: str = "cnv_clone",
+    vmax: float | None = None,
+    max_rows: int = 2000,
 ):
     """Heatmap of ``obsm["X_cnv"]``: cells ordered by ``groupby``, chromosome boundaries marked.
 
@@ -717,7 +777,11 @@ def plot_cnv_heatmap(
     if groupby not in adata.obs.columns:
         raise InputError(f"obs has no column {groupby!r}.")
     groups = adata.obs[groupby]
-    cats = list(groups.cat.categories) if isinstance(groups.dtype, pd.CategoricalDtype) else sorted(groups.unique())
+    cats = (
+        list(groups.cat.categories)
+        if isinstance(groups.dtype, pd.CategoricalDtype)
+        else sorted(groups.unique())
+    )
     code = pd.Categorical(groups, categories=cats).codes
     x, row_code = _binned_rows(adata.obsm["X_cnv"], code, len(cats), max_rows)
     lim = vmax if vmax is not None else float(np.quantile(np.abs(x), 0.99)) or 1.0
@@ -725,7 +789,9 @@ def plot_cnv_heatmap(
         1, 2, figsize=(12, 6), gridspec_kw={"width_ratios": [1, 40], "wspace": 0.01}, sharey=True
     )
     cmap = plt.get_cmap("tab20")
-    ax_g.imshow(row_code[:, None] % 20, aspect="auto", cmap=cmap, vmin=0, vmax=19, interpolation="nearest")
+    ax_g.imshow(
+        row_code[:, None] % 20, aspect="auto", cmap=cmap, vmin=0, vmax=19, interpolation="nearest"
+    )
     ax_g.set_xticks([])
     bounds = np.r_[0, np.cumsum(np.bincount(row_code, minlength=len(cats)))]
     ax_g.set_yticks((bounds[:-1] + bounds[1:]) / 2, cats)

@@ -33,8 +33,9 @@ def _read_table(path: os.PathLike | str, what: str) -> pd.DataFrame:
         raise InputError(f"{what} {p} does not exist: fix its path in the config")
     sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
     try:
-        df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, comment="#",
-                         encoding="utf-8-sig")
+        df = pd.read_csv(
+            p, sep=sep, dtype=str, keep_default_na=False, comment="#", encoding="utf-8-sig"
+        )
     except UnicodeDecodeError as err:
         raise InputError(f"{what} {p} is not UTF-8 text: save it as UTF-8") from err
     except pd.errors.EmptyDataError:
@@ -82,7 +83,8 @@ def read_patient_table(
     if duplicated.any():
         problems.append(
             f"{where}: patient_id listed more than once in row(s) {_rows(duplicated)} "
-            f"({', '.join(sorted(set(df.loc[duplicated, 'patient_id'])))}): give each patient one row"
+            f"({', '.join(sorted(set(df.loc[duplicated, 'patient_id'])))}): "
+            "give each patient one row"
         )
     unknown = ~df["response"].isin(levels) & (df["response"] != "")
     if unknown.any():
@@ -97,10 +99,14 @@ def read_patient_table(
     table = df.set_index("patient_id")
     absent = sorted(set(sheet_patients) - set(table.index))
     if absent:
-        notes.append(f"patients of the sheet missing from {where}, not in the cohort tests: {absent}")
+        notes.append(
+            f"patients of the sheet missing from {where}, not in the cohort tests: {absent}"
+        )
     no_response = sorted(p for p in table.index[table["response"] == ""] if p in sheet_patients)
     if no_response:
-        notes.append(f"patients without a response in {where}, not in the cohort tests: {no_response}")
+        notes.append(
+            f"patients without a response in {where}, not in the cohort tests: {no_response}"
+        )
     extra = sorted(set(table.index) - set(sheet_patients))
     if extra:
         notes.append(f"patients of {where} not in the sample sheet, ignored: {extra}")
@@ -170,8 +176,9 @@ def read_measurements(
         df = df[known & df["value"].notna()]
         tables.append(df[["patient_id", "sample_id", "assay", "feature", "value"]])
     if not tables:
-        return pd.DataFrame(columns=["patient_id", "sample_id", "assay", "feature", "measure",
-                                     "value"]), notes
+        return pd.DataFrame(
+            columns=["patient_id", "sample_id", "assay", "feature", "measure", "value"]
+        ), notes
     out = pd.concat(tables, ignore_index=True)
     out.insert(4, "measure", out["assay"] + ":" + out["feature"])
     return out, notes
@@ -187,7 +194,9 @@ def composition_features(obs: pd.DataFrame, *, groups: dict[str, list[str]]) -> 
 
     A share whose denominator is 0 (a sample without malignant cells) is NaN, not 0.
     """
-    obs = obs.assign(cell_type=obs["cell_type"].astype(str), malignant=obs["malignant"].astype(bool))
+    obs = obs.assign(
+        cell_type=obs["cell_type"].astype(str), malignant=obs["malignant"].astype(bool)
+    )
     by_sample = obs.groupby("sample_id", observed=True)
     out = pd.DataFrame({"n_cells": by_sample.size(), "n_malignant": by_sample["malignant"].sum()})
     out["malignant_fraction"] = out["n_malignant"] / out["n_cells"]
@@ -223,12 +232,22 @@ def clone_features(classes: pd.DataFrame) -> pd.DataFrame:
                 "clone:n_resistant": len(resistant),
                 "clone:resistant_at_first": float(len(detected) > 0) if len(resistant) else np.nan,
                 "clone:resistant_first_frequency": (
-                    float(detected["first_frequency"].astype(float).sum()) if len(resistant) else np.nan
+                    float(detected["first_frequency"].astype(float).sum())
+                    if len(resistant)
+                    else np.nan
                 ),
             }
         )
-    return pd.DataFrame(rows, columns=["patient_id", "clone:n_clones", "clone:n_resistant",
-                                       "clone:resistant_at_first", "clone:resistant_first_frequency"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "patient_id",
+            "clone:n_clones",
+            "clone:n_resistant",
+            "clone:resistant_at_first",
+            "clone:resistant_first_frequency",
+        ],
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,10 +255,12 @@ def clone_features(classes: pd.DataFrame) -> pd.DataFrame:
 
 
 def _bootstrap_difference(case, control, rng, n_boot, confidence):
-    diffs = np.array([
-        rng.choice(case, len(case)).mean() - rng.choice(control, len(control)).mean()
-        for _ in range(n_boot)
-    ])
+    diffs = np.array(
+        [
+            rng.choice(case, len(case)).mean() - rng.choice(control, len(control)).mean()
+            for _ in range(n_boot)
+        ]
+    )
     a = (1 - confidence) / 2
     return np.quantile(diffs, [a, 1 - a])
 
@@ -267,9 +288,13 @@ def compare_groups(
         values = features[feature].astype(float)
         case = values[groups.reindex(values.index) == "case"].dropna().to_numpy()
         control = values[groups.reindex(values.index) == "control"].dropna().to_numpy()
-        row = {"feature": feature, "n_case": len(case), "n_control": len(control),
-               "mean_case": case.mean() if len(case) else np.nan,
-               "mean_control": control.mean() if len(control) else np.nan}
+        row = {
+            "feature": feature,
+            "n_case": len(case),
+            "n_control": len(control),
+            "mean_case": case.mean() if len(case) else np.nan,
+            "mean_control": control.mean() if len(control) else np.nan,
+        }
         if min(len(case), len(control)) < min_patients:
             row["status"] = f"skipped: fewer than {min_patients} patients with a value in a group"
             rows.append(row)
@@ -278,19 +303,41 @@ def compare_groups(
         lo, hi = _bootstrap_difference(case, control, rng, n_boot, confidence)
         auc = u.statistic / (len(case) * len(control))
         auc_lo, auc_hi = auroc_interval(auc, len(case), len(control), confidence=confidence)
-        row.update(difference=case.mean() - control.mean(), difference_ci_low=lo,
-                   difference_ci_high=hi, auroc=auc, auroc_ci_low=auc_lo, auroc_ci_high=auc_hi,
-                   p=u.pvalue, status="tested")
+        row.update(
+            difference=case.mean() - control.mean(),
+            difference_ci_low=lo,
+            difference_ci_high=hi,
+            auroc=auc,
+            auroc_ci_low=auc_lo,
+            auroc_ci_high=auc_hi,
+            p=u.pvalue,
+            status="tested",
+        )
         rows.append(row)
-    columns = ["feature", "n_case", "n_control", "mean_case", "mean_control", "difference",
-               "difference_ci_low", "difference_ci_high", "auroc", "auroc_ci_low",
-               "auroc_ci_high", "p", "q", "status"]
+    columns = [
+        "feature",
+        "n_case",
+        "n_control",
+        "mean_case",
+        "mean_control",
+        "difference",
+        "difference_ci_low",
+        "difference_ci_high",
+        "auroc",
+        "auroc_ci_low",
+        "auroc_ci_high",
+        "p",
+        "q",
+        "status",
+    ]
     out = pd.DataFrame(rows).reindex(columns=columns)
     out["q"] = benjamini_hochberg(out["p"])
     return out
 
 
-def auroc_interval(auc: float, n_case: int, n_control: int, *, confidence: float = 0.95) -> tuple[float, float]:
+def auroc_interval(
+    auc: float, n_case: int, n_control: int, *, confidence: float = 0.95
+) -> tuple[float, float]:
     """Newcombe's score interval for an AUROC (Stat Med 2006;25:559, method 5): Wilson-like,
     with the Hanley-McNeil variance at the bound itself and N/2 - 1 as the effective size, so it
     stays inside [0, 1] and is not degenerate at 0 or 1 (a bootstrap of a perfect separation
@@ -301,9 +348,12 @@ def auroc_interval(auc: float, n_case: int, n_control: int, *, confidence: float
     n_star = (n_case + n_control) / 2 - 1
 
     def variance(theta: float) -> float:
-        return theta * (1 - theta) * (
-            1 + (n_star - 1) * (1 - theta) / (2 - theta) + (n_star - 1) * theta / (1 + theta)
-        ) / (n_case * n_control)
+        return (
+            theta
+            * (1 - theta)
+            * (1 + (n_star - 1) * (1 - theta) / (2 - theta) + (n_star - 1) * theta / (1 + theta))
+            / (n_case * n_control)
+        )
 
     def gap(theta: float) -> float:
         return (auc - theta) ** 2 - z**2 * variance(theta)
@@ -344,7 +394,10 @@ def loo_auroc(values: pd.Series, groups: pd.Series, *, confidence: float = 0.95)
 
 
 def spearman_table(
-    measures: pd.DataFrame, features: pd.DataFrame, *, min_patients: int = 5,
+    measures: pd.DataFrame,
+    features: pd.DataFrame,
+    *,
+    min_patients: int = 5,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Spearman correlation of every measure (columns of ``measures``) with every feature
@@ -363,8 +416,12 @@ def spearman_table(
             rho, p = stats.spearmanr(pair.iloc[:, 0], pair.iloc[:, 1])
             se = np.sqrt((1 + rho**2 / 2) / (n - 3)) if n > 3 else np.inf
             centre = np.arctanh(np.clip(rho, -0.999999, 0.999999))
-            row.update(rho=rho, rho_ci_low=np.tanh(centre - z * se),
-                       rho_ci_high=np.tanh(centre + z * se), p=p)
+            row.update(
+                rho=rho,
+                rho_ci_low=np.tanh(centre - z * se),
+                rho_ci_high=np.tanh(centre + z * se),
+                p=p,
+            )
             rows.append(row)
     out = pd.DataFrame(rows).reindex(
         columns=["measure", "feature", "n", "rho", "rho_ci_low", "rho_ci_high", "p", "q"]
@@ -393,23 +450,51 @@ def composition_sccoda(
     import anndata as ad
 
     sccoda = pt.tl.Sccoda()
-    mdata = sccoda.load(ad.AnnData(obs=cells), type="cell_level", generate_sample_level=True,
-                        cell_type_identifier="cell_type", sample_identifier="patient_id",
-                        covariate_obs=["group"])
-    mdata = sccoda.prepare(mdata, modality_key="coda",
-                           formula="C(group, Treatment('control'))",
-                           reference_cell_type="automatic")
-    sccoda.run_nuts(mdata, modality_key="coda", num_samples=num_samples,
-                    num_warmup=max(100, num_samples // 10), rng_key=seed)
+    mdata = sccoda.load(
+        ad.AnnData(obs=cells),
+        type="cell_level",
+        generate_sample_level=True,
+        cell_type_identifier="cell_type",
+        sample_identifier="patient_id",
+        covariate_obs=["group"],
+    )
+    mdata = sccoda.prepare(
+        mdata,
+        modality_key="coda",
+        formula="C(group, Treatment('control'))",
+        reference_cell_type="automatic",
+    )
+    sccoda.run_nuts(
+        mdata,
+        modality_key="coda",
+        num_samples=num_samples,
+        num_warmup=max(100, num_samples // 10),
+        rng_key=seed,
+    )
     sccoda.set_fdr(mdata, est_fdr=fdr, modality_key="coda")
     effects = sccoda.get_effect_df(mdata, modality_key="coda").reset_index()
-    effects = effects.rename(columns={"Cell Type": "cell_type", "log2-fold change": "log2fc",
-                                      "Inclusion probability": "inclusion_probability",
-                                      "HDI 3%": "hdi_low", "HDI 97%": "hdi_high",
-                                      "Final Parameter": "effect"})
+    effects = effects.rename(
+        columns={
+            "Cell Type": "cell_type",
+            "log2-fold change": "log2fc",
+            "Inclusion probability": "inclusion_probability",
+            "HDI 3%": "hdi_low",
+            "HDI 97%": "hdi_high",
+            "Final Parameter": "effect",
+        }
+    )
     effects["credible"] = effects["effect"] != 0
-    return effects[["cell_type", "effect", "hdi_low", "hdi_high", "inclusion_probability",
-                    "log2fc", "credible"]]
+    return effects[
+        [
+            "cell_type",
+            "effect",
+            "hdi_low",
+            "hdi_high",
+            "inclusion_probability",
+            "log2fc",
+            "credible",
+        ]
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -419,8 +504,9 @@ def composition_sccoda(
 SAMPLE_COLUMNS = ["sample_id", "patient_id", "timepoint", "timepoint_order"]
 
 
-def feature_table(obs: pd.DataFrame, composition: pd.DataFrame, signatures: pd.DataFrame,
-                  clones: pd.DataFrame) -> pd.DataFrame:
+def feature_table(
+    obs: pd.DataFrame, composition: pd.DataFrame, signatures: pd.DataFrame, clones: pd.DataFrame
+) -> pd.DataFrame:
     """One row per sample: its design columns and every feature. Signature scores are prefixed
     ``signature:``; clone features (per patient) repeat on each of the patient's samples."""
     samples = obs[SAMPLE_COLUMNS].drop_duplicates("sample_id").set_index("sample_id")
@@ -450,13 +536,17 @@ def at_timepoint(table: pd.DataFrame, timepoint: str) -> pd.DataFrame:
 
 
 def contrast_groups(responses: pd.Series, case: list[str], control: list[str]) -> pd.Series:
-    """"case" or "control" per patient of ``responses``; patients in neither are left out."""
-    groups = pd.Series(np.select([responses.isin(case), responses.isin(control)],
-                                 ["case", "control"], default=""), index=responses.index)
+    """ "case" or "control" per patient of ``responses``; patients in neither are left out."""
+    groups = pd.Series(
+        np.select([responses.isin(case), responses.isin(control)], ["case", "control"], default=""),
+        index=responses.index,
+    )
     return groups[groups != ""]
 
 
-def cohort_tests(table: pd.DataFrame, responses: pd.Series, cfg: dict, *, seed: int) -> pd.DataFrame:
+def cohort_tests(
+    table: pd.DataFrame, responses: pd.Series, cfg: dict, *, seed: int
+) -> pd.DataFrame:
     """Every feature between the groups of each contrast at each configured timepoint, with the
     patient as the replicate; BH within each contrast x timepoint; leave-one-patient-out AUROC
     for every feature with q below ``fdr`` and at least the ``n_auroc_features`` lowest p values
@@ -469,8 +559,13 @@ def cohort_tests(table: pd.DataFrame, responses: pd.Series, cfg: dict, *, seed: 
             view = at_timepoint(table, timepoint)
             if view.empty:
                 continue
-            tested = compare_groups(view[features], groups, n_boot=cfg["n_bootstrap"],
-                                    min_patients=cfg["min_patients"], seed=seed)
+            tested = compare_groups(
+                view[features],
+                groups,
+                n_boot=cfg["n_bootstrap"],
+                min_patients=cfg["min_patients"],
+                seed=seed,
+            )
             tested.insert(0, "timepoint", timepoint)
             tested.insert(0, "contrast", name)
             ran = tested[tested["status"] == "tested"]
@@ -482,17 +577,35 @@ def cohort_tests(table: pd.DataFrame, responses: pd.Series, cfg: dict, *, seed: 
                 for key, value in auc.items():
                     tested.loc[i, key] = value
             out.append(tested)
-    columns = ["contrast", "timepoint", "feature", "n_case", "n_control", "mean_case",
-               "mean_control", "difference", "difference_ci_low", "difference_ci_high", "auroc",
-               "auroc_ci_low", "auroc_ci_high", "p", "q", "loo_auroc", "loo_auroc_ci_low",
-               "loo_auroc_ci_high", "status"]
+    columns = [
+        "contrast",
+        "timepoint",
+        "feature",
+        "n_case",
+        "n_control",
+        "mean_case",
+        "mean_control",
+        "difference",
+        "difference_ci_low",
+        "difference_ci_high",
+        "auroc",
+        "auroc_ci_low",
+        "auroc_ci_high",
+        "p",
+        "q",
+        "loo_auroc",
+        "loo_auroc_ci_low",
+        "loo_auroc_ci_high",
+        "status",
+    ]
     if not out:
         return pd.DataFrame(columns=columns)
     return pd.concat(out, ignore_index=True).reindex(columns=columns)
 
 
-def measure_correlations(table: pd.DataFrame, measurements: pd.DataFrame, *,
-                         min_patients: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def measure_correlations(
+    table: pd.DataFrame, measurements: pd.DataFrame, *, min_patients: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Spearman correlations of each measure with each feature: patient-level measures against
     each patient's first sample, sample-level measures against their own sample.
 
@@ -514,8 +627,19 @@ def measure_correlations(table: pd.DataFrame, measurements: pd.DataFrame, *,
         measure_parts.append(m)
         feature_parts.append(f)
     if not parts:
-        empty = pd.DataFrame(columns=["level", "measure", "feature", "n", "rho", "rho_ci_low",
-                                      "rho_ci_high", "p", "q"])
+        empty = pd.DataFrame(
+            columns=[
+                "level",
+                "measure",
+                "feature",
+                "n",
+                "rho",
+                "rho_ci_low",
+                "rho_ci_high",
+                "p",
+                "q",
+            ]
+        )
         return empty, pd.DataFrame(), pd.DataFrame()
     result = pd.concat(parts, ignore_index=True)
     result["q"] = benjamini_hochberg(result["p"])  # one family: every measure x feature pair
@@ -523,35 +647,57 @@ def measure_correlations(table: pd.DataFrame, measurements: pd.DataFrame, *,
     return result, pd.concat(measure_parts), pd.concat(feature_parts)
 
 
-def patient_answers(freqs: pd.DataFrame, classes: pd.DataFrame, responses: pd.Series,
-                    patients: list[str]) -> pd.DataFrame:
+def patient_answers(
+    freqs: pd.DataFrame, classes: pd.DataFrame, responses: pd.Series, patients: list[str]
+) -> pd.DataFrame:
     """Per patient, the answer in words: malignant fraction first and last, and whether each
     resistant clone was detected at the first timepoint (frequency with 95% interval) or not
     (below its 95% upper bound)."""
     rows = []
     for patient in patients:
-        f = freqs[freqs["patient_id"] == patient].drop_duplicates("sample_id").sort_values("timepoint_order")
+        f = (
+            freqs[freqs["patient_id"] == patient]
+            .drop_duplicates("sample_id")
+            .sort_values("timepoint_order")
+        )
         c = classes[classes["patient_id"] == patient]
         resistant = c[c["resistant"].astype(str).str.lower() == "true"]
         parts = []
         if len(f):
             first, last = f.iloc[0], f.iloc[-1]
-            parts.append(f"malignant {percent(first['malignant_fraction'])} at {first['timepoint']}"
-                         + (f" -> {percent(last['malignant_fraction'])} at {last['timepoint']}"
-                            if len(f) > 1 else ""))
+            parts.append(
+                f"malignant {percent(first['malignant_fraction'])} at {first['timepoint']}"
+                + (
+                    f" -> {percent(last['malignant_fraction'])} at {last['timepoint']}"
+                    if len(f) > 1
+                    else ""
+                )
+            )
         if c.empty:
             parts.append("no clones")
         elif resistant.empty:
             parts.append(f"no resistant clone among {len(c)}")
         for _, r in resistant.iterrows():
             if str(r["detected_at_first"]).lower() == "true":
-                parts.append(f"resistant {r['clone']}: present at {r['first_timepoint']}, "
-                             f"{percent(float(r['first_frequency']))} "
-                             f"({percent(float(r['first_ci_low']))}-{percent(float(r['first_ci_high']))})")
+                parts.append(
+                    f"resistant {r['clone']}: present at {r['first_timepoint']}, "
+                    f"{percent(float(r['first_frequency']))} "
+                    f"({percent(float(r['first_ci_low']))}-{percent(float(r['first_ci_high']))})"
+                )
             else:
-                parts.append(f"resistant {r['clone']}: not detected at {r['first_timepoint']}, "
-                             f"< {percent(float(r['first_ci_high']))}")
-        rows.append({"patient_id": patient, "response": responses.get(patient, ""),
-                     "n_clones": len(c), "n_resistant": len(resistant),
-                     "answer": "\n".join(parts)})
-    return pd.DataFrame(rows, columns=["patient_id", "response", "n_clones", "n_resistant", "answer"])
+                parts.append(
+                    f"resistant {r['clone']}: not detected at {r['first_timepoint']}, "
+                    f"< {percent(float(r['first_ci_high']))}"
+                )
+        rows.append(
+            {
+                "patient_id": patient,
+                "response": responses.get(patient, ""),
+                "n_clones": len(c),
+                "n_resistant": len(resistant),
+                "answer": "\n".join(parts),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["patient_id", "response", "n_clones", "n_resistant", "answer"]
+    )

@@ -55,7 +55,9 @@ def pseudobulk(
     for block in blocks:
         stop = start + block.shape[0]
         if stop > adata.n_obs or block.shape[1] != adata.n_vars:
-            raise ValueError(f"a block of shape {block.shape} does not fit {adata.n_obs} x {adata.n_vars}")
+            raise ValueError(
+                f"a block of shape {block.shape} does not fit {adata.n_obs} x {adata.n_vars}"
+            )
         indicator = sp.csr_matrix(
             (np.ones(stop - start), (codes[start:stop], np.arange(stop - start))),
             shape=(len(names), stop - start),

@@ -39,7 +39,6 @@ Measured recall and run times belong in the docs, not here: they go stale.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import logging
 import warnings

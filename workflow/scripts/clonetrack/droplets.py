@@ -31,7 +31,9 @@ EMPTY_DROPLET_UMIS_BELOW = 100
 
 
 def _barcodes(adata: AnnData) -> np.ndarray:
-    return (adata.obs["barcode"] if "barcode" in adata.obs else adata.obs_names).astype(str).to_numpy()
+    return (
+        (adata.obs["barcode"] if "barcode" in adata.obs else adata.obs_names).astype(str).to_numpy()
+    )
 
 
 def totals(adata: AnnData) -> np.ndarray:
@@ -39,7 +41,9 @@ def totals(adata: AnnData) -> np.ndarray:
     return np.asarray(adata.X.sum(axis=1)).ravel()
 
 
-def barcode_ranks(total: np.ndarray, *, lower: int = EMPTY_DROPLET_UMIS_BELOW, exclude_from: int = 50) -> dict:
+def barcode_ranks(
+    total: np.ndarray, *, lower: int = EMPTY_DROPLET_UMIS_BELOW, exclude_from: int = 50
+) -> dict:
     """Knee and inflection of the log-log barcode-rank curve (DropletUtils ``barcodeRanks``).
 
     Over barcodes with more than ``lower`` UMIs (ties share their mid rank), the inflection is the
@@ -66,7 +70,10 @@ def barcode_ranks(total: np.ndarray, *, lower: int = EMPTY_DROPLET_UMIS_BELOW, e
     intercept = cy[0] - cx[0] * gradient
     above = np.flatnonzero(cy >= cx * gradient + intercept)
     distance = np.abs(gradient * cx[above] - cy[above] + intercept) / np.sqrt(gradient**2 + 1)
-    return {"knee": float(10 ** cy[above[np.argmax(distance)]]), "inflection": float(10 ** y[right])}
+    return {
+        "knee": float(10 ** cy[above[np.argmax(distance)]]),
+        "inflection": float(10 ** y[right]),
+    }
 
 
 def _ordmag_threshold(total: np.ndarray, expected_cells: int) -> float:
@@ -154,7 +161,11 @@ def call_cells(
     initial = np.flatnonzero(total >= threshold)
     call = np.where(total >= threshold, "cell_ordmag", "empty").astype(object)
     adjusted = np.full(len(total), np.nan)
-    result = _emptydrops_test(raw, initial, min_umis=min_umis, fdr=fdr, seed=seed) if len(initial) else None
+    result = (
+        _emptydrops_test(raw, initial, min_umis=min_umis, fdr=fdr, seed=seed)
+        if len(initial)
+        else None
+    )
     if result is not None:
         tested = np.asarray(result.eval_bcs)
         adjusted[tested] = result.pvalues_adj
@@ -193,7 +204,7 @@ DROPLET_COLUMNS = ("barcode", "total_counts", "rank", "call", "emptydrops_fdr")
 
 
 def filtered_calls(raw: AnnData, cells: AnnData) -> tuple[pd.DataFrame, dict]:
-    """The droplet table when the cells are given (a filtered matrix): its barcodes are the cells."""
+    """The droplet table when the cells are given (a filtered matrix): its barcodes are cells."""
     total = totals(raw)
     missing = ~cells.obs_names.isin(raw.obs_names)
     if missing.any():
@@ -239,8 +250,11 @@ def cells_from_raw(
 
     if counts is None:
         table, summary = call_cells(
-            raw, expected_cells=params["expected_cells"], min_umis=params["min_umis"],
-            fdr=params["fdr"], seed=seed,
+            raw,
+            expected_cells=params["expected_cells"],
+            min_umis=params["min_umis"],
+            fdr=params["fdr"],
+            seed=seed,
         )
         summary["cell_calling"] = "emptydrops"
     else:

@@ -20,6 +20,7 @@ from clonetrack.vocabulary import (
     SURVIVING_CLASSES,
     UNASSIGNED,
 )
+
 CLASS_COLUMNS = (
     "patient_id",
     "clone",
@@ -46,6 +47,7 @@ CLASS_COLUMNS = (
     "log2_or_ci_high",
     "evidence",
 )
+
 
 def clopper_pearson(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Exact binomial interval for ``k`` successes out of ``n`` (NaN where ``n`` is 0)."""
@@ -139,7 +141,8 @@ def clone_frequencies(
     clone), ``n_malignant_total`` (compartment cells with or without a clone),
     ``malignant_fraction`` (``n_malignant_total / n_sample_cells``) with ``ci`` columns,
     ``detection_limit`` and ``malignant_fraction_detection_limit`` (:func:`detection_limit` of
-    the clone's and of the malignant fraction's denominators), and ``compartment`` (``"malignant"`` or ``"clone_assigned"``). For every sample,
+    the clone's and of the malignant fraction's denominators), and ``compartment``
+    (``"malignant"`` or ``"clone_assigned"``). For every sample,
     ``sum(n_cells) + sum(n_cells_outside) + n_unassigned == n_sample_cells``.
     """
     need = [patient_key, sample_key, time_key, order_key, clone_key]
@@ -236,10 +239,20 @@ def clone_frequencies(
     out = out.sort_values(["patient_id", "timepoint_order", "clone"], ignore_index=True)
     # samples without any clone still count towards the design (and the cell accounting)
     out.attrs["samples"] = (
-        sheet.join(per_sample).reset_index()[
-            ["patient_id", "sample_id", "timepoint", "timepoint_order", "n_sample_cells",
-             "n_unassigned", "n_malignant_total", "n_malignant"]
-        ].sort_values(["patient_id", "timepoint_order"], ignore_index=True)
+        sheet.join(per_sample)
+        .reset_index()[
+            [
+                "patient_id",
+                "sample_id",
+                "timepoint",
+                "timepoint_order",
+                "n_sample_cells",
+                "n_unassigned",
+                "n_malignant_total",
+                "n_malignant",
+            ]
+        ]
+        .sort_values(["patient_id", "timepoint_order"], ignore_index=True)
     )
     return out
 
@@ -356,9 +369,26 @@ def compare_timepoints(
                 r["p_adj"] = q
             rows.extend(block)
     cols = [
-        "patient_id", "clone", "comparison", "timepoint_a", "timepoint_b", "order_a", "order_b",
-        "n_cells_a", "n_malignant_a", "frequency_a", "n_cells_b", "n_malignant_b", "frequency_b",
-        "delta_frequency", "fold", "log2_or", "log2_or_ci_low", "log2_or_ci_high", "p", "p_adj",
+        "patient_id",
+        "clone",
+        "comparison",
+        "timepoint_a",
+        "timepoint_b",
+        "order_a",
+        "order_b",
+        "n_cells_a",
+        "n_malignant_a",
+        "frequency_a",
+        "n_cells_b",
+        "n_malignant_b",
+        "frequency_b",
+        "delta_frequency",
+        "fold",
+        "log2_or",
+        "log2_or_ci_low",
+        "log2_or_ci_high",
+        "p",
+        "p_adj",
     ]
     out = pd.DataFrame(rows, columns=cols)
     out.attrs["skipped"] = skipped
@@ -427,8 +457,12 @@ def classify_clones(
     for (patient, clone), g in freqs.groupby(["patient_id", "clone"], sort=True):
         g = g.sort_values("timepoint_order")
         first, last = g.iloc[0], g.iloc[-1]
-        k1, n1, k2, n2 = (int(first["n_cells"]), int(first["n_malignant"]),
-                          int(last["n_cells"]), int(last["n_malignant"]))
+        k1, n1, k2, n2 = (
+            int(first["n_cells"]),
+            int(first["n_malignant"]),
+            int(last["n_cells"]),
+            int(last["n_malignant"]),
+        )
         lo1, hi1 = (float(v[0]) for v in clopper_pearson([k1], [n1], confidence=confidence))
         lo2, hi2 = (float(v[0]) for v in clopper_pearson([k2], [n2], confidence=confidence))
         f1 = k1 / n1 if n1 else np.nan
@@ -438,8 +472,10 @@ def classify_clones(
         cmp = fl.loc[(patient, clone)] if (patient, clone) in fl.index else None
         p = float(cmp["p"]) if cmp is not None else np.nan
         q = float(cmp["p_adj"]) if cmp is not None else np.nan
-        lor = [float(cmp[c]) if cmp is not None else np.nan
-               for c in ("log2_or", "log2_or_ci_low", "log2_or_ci_high")]
+        lor = [
+            float(cmp[c]) if cmp is not None else np.nan
+            for c in ("log2_or", "log2_or_ci_low", "log2_or_ci_high")
+        ]
         later_present = bool((g["n_cells"].iloc[1:] > 0).any())
         sig = np.isfinite(q) and q < alpha
 
@@ -451,24 +487,32 @@ def classify_clones(
         elif k1 == 0 and later_present:
             cls = "emergent"
             limit = float(detection_limit([n1], probability=confidence)[0])
-            ev = (f"not detected at {t1} among {n1} malignant cells (frequency < {percent(hi1)} at "
-                  f"{lvl} confidence; detection limit {percent(limit)}); {k2}/{n2} ({percent(f2)}) "
-                  f"at {t2}.")
+            ev = (
+                f"not detected at {t1} among {n1} malignant cells (frequency < {percent(hi1)} at "
+                f"{lvl} confidence; detection limit {percent(limit)}); {k2}/{n2} ({percent(f2)}) "
+                f"at {t2}."
+            )
         elif k2 == 0:
             if hi2 < absent_upper:
                 cls = "eliminated"
                 limit = float(detection_limit([n2], probability=confidence)[0])
-                ev = (f"{k1}/{n1} ({percent(f1)}) at {t1}; none of {n2} malignant cells at {t2} "
-                      f"(frequency < {percent(hi2)} at {lvl} confidence; detection limit "
-                      f"{percent(limit)}).")
+                ev = (
+                    f"{k1}/{n1} ({percent(f1)}) at {t1}; none of {n2} malignant cells at {t2} "
+                    f"(frequency < {percent(hi2)} at {lvl} confidence; detection limit "
+                    f"{percent(limit)})."
+                )
             else:
                 cls = "undetermined"
-                ev = (f"{k1}/{n1} ({percent(f1)}) at {t1}; none of {n2} malignant cells at {t2}, "
-                      f"too few to exclude a frequency up to {percent(hi2)}.")
+                ev = (
+                    f"{k1}/{n1} ({percent(f1)}) at {t1}; none of {n2} malignant cells at {t2}, "
+                    f"too few to exclude a frequency up to {percent(hi2)}."
+                )
         else:
             fold = f2 / f1
-            change = (f"{k1}/{n1} ({percent(f1)}) at {t1} to {k2}/{n2} ({percent(f2)}) at {t2}, "
-                      f"{fold:.2f}-fold, Fisher p = {p:.2g}, BH-adjusted {q:.2g}")
+            change = (
+                f"{k1}/{n1} ({percent(f1)}) at {t1} to {k2}/{n2} ({percent(f2)}) at {t2}, "
+                f"{fold:.2f}-fold, Fisher p = {p:.2g}, BH-adjusted {q:.2g}"
+            )
             if sig and fold >= min_fold:
                 cls, ev = "expanding", change + "."
             elif sig and fold <= 1 / min_fold:
@@ -565,12 +609,12 @@ def cohort_model(
     marked = freqs.merge(res_cl.assign(_res=True), on=["patient_id", "clone"], how="left")
     marked["_res"] = marked["_res"].eq(True)
     tp = _timepoints(freqs)
-    res_cells = (
-        marked[marked["_res"]].groupby(["patient_id", "timepoint_order"])["n_cells"].sum()
-    )
+    res_cells = marked[marked["_res"]].groupby(["patient_id", "timepoint_order"])["n_cells"].sum()
     tp["surviving_cells"] = (
         res_cells.reindex(pd.MultiIndex.from_frame(tp[["patient_id", "timepoint_order"]]))
-        .fillna(0).astype(int).to_numpy()
+        .fillna(0)
+        .astype(int)
+        .to_numpy()
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         tp["surviving_fraction"] = tp["surviving_cells"] / tp["n_malignant"]
@@ -608,8 +652,11 @@ def cohort_model(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fit = GLM(endog, design, family=families.Binomial()).fit()
-        trouble = [w for w in caught
-                   if issubclass(w.category, (PerfectSeparationWarning, ConvergenceWarning))]
+        trouble = [
+            w
+            for w in caught
+            if issubclass(w.category, (PerfectSeparationWarning, ConvergenceWarning))
+        ]
         # quasi-binomial: Pearson dispersion on the count scale (statsmodels' scale="X2"
         # leaves the number of trials out when endog is (successes, failures))
         n_tot = endog.sum(axis=1)
@@ -634,8 +681,10 @@ def cohort_model(
         if df_resid <= 0:
             notes.append("no residual degrees of freedom: dispersion fixed at 1 (binomial).")
         if trouble:
-            notes.append("fit did not converge cleanly (separation: a share of 0 or 1); "
-                         "treat the coefficient as unreliable.")
+            notes.append(
+                "fit did not converge cleanly (separation: a share of 0 or 1); "
+                "treat the coefficient as unreliable."
+            )
         summary["note"] = " ".join(notes)
 
     pat = tp.drop_duplicates("patient_id")

@@ -2,4 +2,4 @@
 
 
 class InputError(ValueError):
-    """Input data or configuration that clonetrack refuses, with a message saying where and what to do."""
+    """Input data or configuration clonetrack refuses; the message says where and what to do."""

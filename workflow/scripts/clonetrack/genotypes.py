@@ -49,14 +49,18 @@ def read_genotype_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFr
     p = Path(path)
     where = f"genotype table {p} (sample '{sample_id}')"
     if not p.is_file():
-        raise InputError(f"{where} does not exist: check the `genotypes` column of the sample sheet")
+        raise InputError(
+            f"{where} does not exist: check the `genotypes` column of the sample sheet"
+        )
     sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
     try:
         df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, index_col=False)
     except pd.errors.EmptyDataError:
         df = pd.DataFrame()
     if df.empty:
-        raise InputError(f"{where} is empty: give a header ({', '.join(GENOTYPE_COLUMNS)}) and rows")
+        raise InputError(
+            f"{where} is empty: give a header ({', '.join(GENOTYPE_COLUMNS)}) and rows"
+        )
     df.columns = [c.strip() for c in df.columns]
     missing = [c for c in GENOTYPE_COLUMNS if c not in df.columns]
     if missing:
@@ -89,11 +93,15 @@ def read_genotype_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFr
     return df
 
 
-def allele_matrices(tables: list[pd.DataFrame], cells: pd.Index) -> tuple[pd.DataFrame, pd.DataFrame]:
+def allele_matrices(
+    tables: list[pd.DataFrame], cells: pd.Index
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Alternative and reference read counts, cells x variants, for ``cells`` (zero where a cell
     has no read); rows naming other cells (QC-removed, another sample's) are left out."""
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
-        columns=[*GENOTYPE_COLUMNS, "obs_name"]
+    table = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=[*GENOTYPE_COLUMNS, "obs_name"])
     )
     table = table[table["obs_name"].isin(cells)]
     variants = sorted(table["variant"].unique())
@@ -156,12 +164,12 @@ def genotype_clones(
     the highest evidence lower bound is kept (the variational bound already pays for each extra
     component). A component is a clone when one of its variants has a mutant fraction of at
     least ``min_mutant_fraction``; it is named by the variants with a mutant fraction of at least
-:data:`NAME_MUTANT_FRACTION` (half the heterozygous 0.5; or its most frequent one), most frequent
-first. Cells whose
-    assignment probability is below ``min_probability`` stay unassigned.
+    :data:`NAME_MUTANT_FRACTION` (half the heterozygous 0.5; or its most frequent one), most
+    frequent first. Cells whose assignment probability is below ``min_probability`` stay
+    unassigned.
 
-    Returns the clone per cell (``"unassigned"`` where none) and a table of clones: cells and the
-    mean mutant fraction of every variant.
+    Returns the clone per cell (``"unassigned"`` where none) and a table of clones: cells and
+    the mean mutant fraction of every variant.
     """
     from scipy.sparse import csc_matrix
     from vireoSNP import BinomMixtureVB
@@ -178,7 +186,9 @@ first. Cells whose
     best = None
     for k in range(1, min(max_clones, int(informative.sum())) + 1):
         model = BinomMixtureVB(n_cell=ad_.shape[1], n_var=ad_.shape[0], n_donor=k)
-        model.fit(csc_matrix(ad_), csc_matrix(dp_), n_init=10, min_iter=20, random_seed=random_state)
+        model.fit(
+            csc_matrix(ad_), csc_matrix(dp_), n_init=10, min_iter=20, random_seed=random_state
+        )
         elbo = float(model.ELBO_iters[-1])
         log.info("patient %s: %d genotype component(s), ELBO %.2f", patient_id, k, elbo)
         if best is None or elbo > best[0] + 1e-6:
@@ -197,7 +207,13 @@ first. Cells whose
         # named by the variants at least a quarter of its reads show mutant (its top one at least)
         shown = carried[carried >= NAME_MUTANT_FRACTION]
         names[c] = f"{patient_id}_G_" + "+".join((shown if len(shown) else carried[:1]).index)
-        rows.append({"clone": names[c], "n_cells": int(members.sum()), **{f"af_{v}": float(af.loc[v, c]) for v in alt.columns}})
+        rows.append(
+            {
+                "clone": names[c],
+                "n_cells": int(members.sum()),
+                **{f"af_{v}": float(af.loc[v, c]) for v in alt.columns},
+            }
+        )
     labels = np.array([names.get(c, UNASSIGNED) for c in component], dtype=object)
     labels[~confident] = UNASSIGNED
     clone[informative[informative].index] = labels

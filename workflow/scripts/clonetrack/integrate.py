@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import logging
-
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
@@ -72,8 +70,11 @@ def merge_samples_on_disk(
     n_common, n_dropped = _common_genes({sid: var_names(path) for sid, path in paths.items()})
     # Paths, not strings: with a single sample anndata copies the file and needs Path methods.
     concat_on_disk(
-        {sid: Path(path) for sid, path in paths.items()}, Path(counts_path),
-        join="inner", label="sample_id", merge="same",
+        {sid: Path(path) for sid, path in paths.items()},
+        Path(counts_path),
+        join="inner",
+        label="sample_id",
+        merge="same",
     )
     merged = read_parts(counts_path, obsm=False, uns=False)
     _add_design(merged, samples, n_common, n_dropped)

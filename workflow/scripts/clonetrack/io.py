@@ -495,7 +495,10 @@ def _read_h5ad(path: Path, sample_id: str) -> ad.AnnData:
     if place != places[0][0]:
         log.info(
             "%s (sample '%s'): %s holds no counts; counts read from %s",
-            path, sample_id, places[0][0], place,
+            path,
+            sample_id,
+            places[0][0],
+            place,
         )
     gene_ids = var["gene_ids"] if "gene_ids" in var.columns else None
     # obs_names are the barcodes and var_names the only sure gene identifier
@@ -517,7 +520,9 @@ def _holds_counts(matrix) -> bool:
     """Non-negative whole numbers only (raw UMI counts rather than normalised values)."""
     values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
     return bool(
-        np.isfinite(values).all() and (values >= 0).all() and np.array_equal(values, np.round(values))
+        np.isfinite(values).all()
+        and (values >= 0).all()
+        and np.array_equal(values, np.round(values))
     )
 
 

@@ -1,4 +1,4 @@
-"""Organism presets: the gene patterns, marker panel and reference files that follow from the species.
+"""Organism presets: the gene patterns, marker panel and reference files that follow from it.
 
 ``organism: human | mouse`` in the config picks a preset. Each setting below is ``null`` in
 ``config/config.yaml``, meaning "the organism's value"; a value given there wins over the preset.

@@ -147,36 +147,57 @@ def define_patient_clones(
         adata.obs["cnv_score"] = obs["cnv_score_cell"].to_numpy()
         adata.obs["cnv_clone"] = obs["cnv_clone"].astype(str).to_numpy()
         full = cnv_adata.uns["clonetrack_cnv_scores"]
-        cnv_evidence = pd.Series(
-            malignant.cnv_log_odds(
-                full["score"], full["reference"], full["called"], full["cell_type"],
-                min_separation=min_separation,
-            ),
-            index=full.index,
-        ).loc[adata.obs_names].to_numpy()
+        cnv_evidence = (
+            pd.Series(
+                malignant.cnv_log_odds(
+                    full["score"],
+                    full["reference"],
+                    full["called"],
+                    full["cell_type"],
+                    min_separation=min_separation,
+                ),
+                index=full.index,
+            )
+            .loc[adata.obs_names]
+            .to_numpy()
+        )
 
     # Genotypes: evidence of malignancy and clones from variant combinations.
     alt, ref = genotypes.allele_matrices(list(genotype_tables.values()), adata.obs_names)
     for sample_id, table in genotype_tables.items():
         rows = table[~table["obs_name"].isin(adata.obs_names)]
         if len(rows):
-            unmatched.append(rows[["barcode", "variant"]].assign(sample_id=sample_id, source="genotype"))
+            unmatched.append(
+                rows[["barcode", "variant"]].assign(sample_id=sample_id, source="genotype")
+            )
     informative = genotypes.malignancy_variants(
         alt.columns, genotype_params.pop("not_malignant_genes", ())
     )
-    likelihood = {k: genotype_params.pop(k) for k in ("mutant_allele_fraction", "error_rate") if k in genotype_params}
-    genotype_evidence = genotypes.genotype_log_odds(alt[informative], ref[informative], **likelihood).to_numpy()
+    likelihood = {
+        k: genotype_params.pop(k)
+        for k in ("mutant_allele_fraction", "error_rate")
+        if k in genotype_params
+    }
+    genotype_evidence = genotypes.genotype_log_odds(
+        alt[informative], ref[informative], **likelihood
+    ).to_numpy()
 
     # Malignant cells from the combined evidence, all timepoints together.
     normal_types = tuple(cnv_params.get("reference_categories", ()))
-    normal_seed = np.isin(sample_of, healthy_samples) | adata.obs["cell_type"].astype(str).isin(normal_types).to_numpy()
+    normal_seed = (
+        np.isin(sample_of, healthy_samples)
+        | adata.obs["cell_type"].astype(str).isin(normal_types).to_numpy()
+    )
     evidence = pd.DataFrame(
-        {"genotype_log_odds": genotype_evidence, "cnv_log_odds": cnv_evidence}, index=adata.obs_names
+        {"genotype_log_odds": genotype_evidence, "cnv_log_odds": cnv_evidence},
+        index=adata.obs_names,
     )
     normal_cells = [r for r in (normal_reference, reference_cells) if r is not None and r.n_obs]
     embedding = _joint_embedding(adata, normal_cells, random_state=random_state)
     n_extra = embedding.shape[0] - adata.n_obs
-    extra = pd.DataFrame(0.0, index=[f"reference_{i}" for i in range(n_extra)], columns=evidence.columns)
+    extra = pd.DataFrame(
+        0.0, index=[f"reference_{i}" for i in range(n_extra)], columns=evidence.columns
+    )
     called, malignant_note = malignant.call_malignant(
         embedding,
         normal_seed=np.r_[normal_seed, np.ones(n_extra, bool)],
@@ -191,10 +212,15 @@ def define_patient_clones(
     # cells, with wild-type reads only, would otherwise claim a component of their own).
     leukaemic = adata.obs["malignant"].astype(bool).to_numpy()
     genotype_clone, _ = genotypes.genotype_clones(
-        alt[leukaemic], ref[leukaemic], patient_id=patient_id, random_state=random_state,
+        alt[leukaemic],
+        ref[leukaemic],
+        patient_id=patient_id,
+        random_state=random_state,
         **genotype_params,
     )
-    adata.obs["genotype_clone"] = genotype_clone.reindex(adata.obs_names, fill_value=UNASSIGNED).to_numpy()
+    adata.obs["genotype_clone"] = genotype_clone.reindex(
+        adata.obs_names, fill_value=UNASSIGNED
+    ).to_numpy()
 
     lineage_calls = _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_params)
     available = {
@@ -213,7 +239,9 @@ def define_patient_clones(
                 adata, clone_tables[sample_id], sample_id=sample_id, min_confidence=min_confidence
             )
         elif source == "lineage_barcode":
-            report, rows = clone_defs.attach_lineage_clones(adata, lineage_calls, sample_id=sample_id)
+            report, rows = clone_defs.attach_lineage_clones(
+                adata, lineage_calls, sample_id=sample_id
+            )
         else:
             report, rows = {}, []
         if source in ("given", "lineage_barcode"):
@@ -229,7 +257,9 @@ def define_patient_clones(
         elif source in ("genotype", "cnv"):
             column = "genotype_clone" if source == "genotype" else "cnv_clone"
             label = adata.obs.loc[in_sample, column].astype(str).to_numpy()
-            has_clone = adata.obs.loc[in_sample, "malignant"].to_numpy() & ~np.isin(label, [UNASSIGNED, "normal", ""])
+            has_clone = adata.obs.loc[in_sample, "malignant"].to_numpy() & ~np.isin(
+                label, [UNASSIGNED, "normal", ""]
+            )
             if source == "cnv":
                 label = np.char.add(f"{patient_id}_", label.astype(str))
             adata.obs.loc[in_sample, "clone"] = np.where(has_clone, label, UNASSIGNED)
@@ -240,7 +270,11 @@ def define_patient_clones(
             )
         adata.obs.loc[in_sample, "clone_source"] = source
         # copy number is evidence of malignancy for every sample: say why it is missing
-        cnv_skipped = f"copy number: {cnv_note}" if cnv_adata is None and cnv_note and cnv_note not in note else ""
+        cnv_skipped = (
+            f"copy number: {cnv_note}"
+            if cnv_adata is None and cnv_note and cnv_note not in note
+            else ""
+        )
         reports.append(
             {
                 "sample_id": sample_id,

@@ -20,7 +20,9 @@ def plot_qc_sample(
 ) -> plt.Figure:
     """Counts, genes and mitochondrial fraction of one sample, thresholds drawn, removed in colour;
     with an unfiltered matrix, its barcode-rank curve with knee, inflection and the called cells."""
-    fig, axes = plt.subplots(1, 3 if droplets is None else 4, figsize=(13 if droplets is None else 17, 3.8))
+    fig, axes = plt.subplots(
+        1, 3 if droplets is None else 4, figsize=(13 if droplets is None else 17, 3.8)
+    )
     kept = cells["qc_reason"].astype(str) == "kept"
     colours = np.where(kept, "#4c72b0", "#dd8452")
     axes[0].scatter(cells["total_counts"], cells["n_genes_by_counts"], s=4, c=colours)
@@ -53,12 +55,21 @@ def plot_qc_sample(
 def _plot_barcode_ranks(ax, droplets: pd.DataFrame, ledger: pd.Series) -> None:
     ordered = droplets[droplets["total_counts"] > 0].sort_values("rank")
     is_cell = ordered["call"].str.startswith("cell_").to_numpy()
-    ax.scatter(ordered["rank"], ordered["total_counts"], s=2, c=np.where(is_cell, "#4c72b0", "#bbbbbb"))
+    ax.scatter(
+        ordered["rank"], ordered["total_counts"], s=2, c=np.where(is_cell, "#4c72b0", "#bbbbbb")
+    )
     for key, style in (("knee", "--"), ("inflection", ":")):
         if np.isfinite(ledger[key]):
-            ax.axhline(ledger[key], color="grey", ls=style, lw=0.8, label=f"{key} {ledger[key]:.0f} UMIs")
-    ax.set(xscale="log", yscale="log", xlabel="barcode rank", ylabel="UMIs",
-           title=f"{int(is_cell.sum())} cells of {len(droplets)} barcodes ({ledger['cell_calling']})")
+            ax.axhline(
+                ledger[key], color="grey", ls=style, lw=0.8, label=f"{key} {ledger[key]:.0f} UMIs"
+            )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="barcode rank",
+        ylabel="UMIs",
+        title=f"{int(is_cell.sum())} cells of {len(droplets)} barcodes ({ledger['cell_calling']})",
+    )
     ax.legend(fontsize=7)
 
 

@@ -69,8 +69,12 @@ def plot_clone_dynamics(
     )
     x = wide.index.to_numpy(dtype=float)
     ax.stackplot(
-        x, wide.T.to_numpy(), labels=list(wide.columns),
-        colors=[colours[c] for c in wide.columns], edgecolor="white", linewidth=0.5,
+        x,
+        wide.T.to_numpy(),
+        labels=list(wide.columns),
+        colors=[colours[c] for c in wide.columns],
+        edgecolor="white",
+        linewidth=0.5,
     )
     ax.set_ylim(0, 1)
     ax.set_ylabel("clone frequency\n(malignant cells with a clone)")
@@ -84,8 +88,10 @@ def plot_clone_dynamics(
 
     mf = tp["malignant_fraction"].to_numpy()
     err = np.vstack(
-        [mf - tp["malignant_fraction_ci_low"].to_numpy(),
-         tp["malignant_fraction_ci_high"].to_numpy() - mf]
+        [
+            mf - tp["malignant_fraction_ci_low"].to_numpy(),
+            tp["malignant_fraction_ci_high"].to_numpy() - mf,
+        ]
     )
     ax2.errorbar(tp["timepoint_order"], mf, yerr=err, marker="o", color="black", capsize=3)
     ax2.set_ylim(0, 1)
@@ -104,13 +110,12 @@ def plot_cohort_overview(freqs: pd.DataFrame, classes: pd.DataFrame) -> Figure:
     Dot area is proportional to the clone's frequency, colour is its class; an open circle marks
     a timepoint where the clone was not detected.
     """
-    order = (
-        freqs.groupby("timepoint")["timepoint_order"].median().sort_values().index.tolist()
-    )
+    order = freqs.groupby("timepoint")["timepoint_order"].median().sort_values().index.tolist()
     rows = classes.sort_values(["patient_id", "class", "clone"])[["patient_id", "clone", "class"]]
     ylab = [f"{p} {c}" for p, c in zip(rows["patient_id"], rows["clone"], strict=True)]
-    ypos = {(p, c): i for i, (p, c) in enumerate(zip(rows["patient_id"], rows["clone"],
-                                                        strict=True))}
+    ypos = {
+        (p, c): i for i, (p, c) in enumerate(zip(rows["patient_id"], rows["clone"], strict=True))
+    }
     f = freqs[[(p, c) in ypos for p, c in zip(freqs["patient_id"], freqs["clone"], strict=True)]]
     cls = rows.set_index(["patient_id", "clone"])["class"]
     y = np.array([ypos[(p, c)] for p, c in zip(f["patient_id"], f["clone"], strict=True)])
@@ -132,8 +137,9 @@ def plot_cohort_overview(freqs: pd.DataFrame, classes: pd.DataFrame) -> Figure:
     ax.invert_yaxis()
     ax.set_xlim(-0.5, len(order) - 0.5)
     present = list(dict.fromkeys(rows["class"]))
-    handles = [Line2D([], [], marker="o", ls="", color=CLASS_COLOURS.get(c, "#969696"))
-               for c in present]
+    handles = [
+        Line2D([], [], marker="o", ls="", color=CLASS_COLOURS.get(c, "#969696")) for c in present
+    ]
     ax.legend(handles, present, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.set_title("clone frequency by timepoint (dot area) and class (colour)")
     fig.tight_layout()
@@ -143,8 +149,9 @@ def plot_cohort_overview(freqs: pd.DataFrame, classes: pd.DataFrame) -> Figure:
 def plot_signature_scores(scores: pd.DataFrame, *, signatures: list[str]) -> Figure:
     """One panel per signature: each clone's score by status, lines joining a patient's clones."""
     names = [s for s in signatures if s in scores]
-    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 3.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 3.6), squeeze=False
+    )
     if scores.empty or not names:
         axes[0, 0].text(0.5, 0.5, "No clone classed resistant or sensitive.", ha="center")
         axes[0, 0].axis("off")
@@ -152,13 +159,17 @@ def plot_signature_scores(scores: pd.DataFrame, *, signatures: list[str]) -> Fig
     positions = {"sensitive": 0, "resistant": 1}
     colours = {"sensitive": CLASS_COLOURS["contracting"], "resistant": CLASS_COLOURS["expanding"]}
     for ax, name in zip(axes[0], names, strict=False):
-        for patient, group in scores.groupby("patient_id"):
+        for _patient, group in scores.groupby("patient_id"):
             means = group.groupby("status")[name].mean()
             if {"sensitive", "resistant"} <= set(means.dropna().index):
                 ax.plot([0, 1], [means["sensitive"], means["resistant"]], color="#bbbbbb", lw=0.8)
             for _, row in group.iterrows():
-                ax.scatter(positions[row["status"]], row[name], color=colours[row["status"]],
-                           s=12 + 40 * np.sqrt(row["n_cells"] / scores["n_cells"].max()))
+                ax.scatter(
+                    positions[row["status"]],
+                    row[name],
+                    color=colours[row["status"]],
+                    s=12 + 40 * np.sqrt(row["n_cells"] / scores["n_cells"].max()),
+                )
         ax.set_xticks([0, 1], ["sensitive", "resistant"])
         ax.set_xlim(-0.5, 1.5)
         ax.set_title(name)

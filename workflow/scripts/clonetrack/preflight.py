@@ -30,7 +30,8 @@ ENSEMBL_ID = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 
 MOUSE_STYLE_FRACTION = 0.5
 """Gene lists in which at least this share of symbols has a lower-case letter (other than the
-``orf`` of human open reading frames) are in mouse style (``Cd34``); human symbols are upper case."""
+``orf`` of human open reading frames) are in mouse style (``Cd34``); human symbols are upper
+case."""
 
 DENSE_GENE_ROWS = 2000
 """Genes read from a dense text table before any job: enough to tell identifiers apart, cheap
@@ -102,7 +103,9 @@ def _h5_strings(path: Path, keys: Iterable[str]) -> pd.Index | None:
                 groups = list(f.keys())
                 key = f"{groups[0]}/{key[2:]}" if len(groups) == 1 else key
             if key in f:
-                return pd.Index([v.decode() if isinstance(v, bytes) else str(v) for v in f[key][()]])
+                return pd.Index(
+                    [v.decode() if isinstance(v, bytes) else str(v) for v in f[key][()]]
+                )
     return None
 
 
@@ -169,7 +172,9 @@ def _mismatch_hint(source: pd.Index, sample: pd.Index) -> str:
                 return f"these barcodes end in {part!r} and the counts' do not: remove the suffix"
             return "the two end in different suffixes (e.g. '-1' and '-2'): use the counts' suffix"
         if source_has and not sample_has:
-            return f"these barcodes carry a prefix (e.g. {part!r}) that the counts' do not: remove it"
+            return (
+                f"these barcodes carry a prefix (e.g. {part!r}) that the counts' do not: remove it"
+            )
         if sample_has and not source_has:
             return f"the counts' barcodes carry a prefix (e.g. {part!r}) that these do not: add it"
         return "the two carry different prefixes: use the counts' barcodes"
@@ -242,7 +247,8 @@ def gene_problems(
     if data_mouse != panel_mouse:
         style = {True: "mouse (e.g. Cd34)", False: "human (e.g. CD34)"}
         problems.append(
-            f"{where}: its gene names are {style[data_mouse]} symbols ({_examples(names[:200:40])}) "
+            f"{where}: its gene names are {style[data_mouse]} symbols "
+            f"({_examples(names[:200:40])}) "
             f"but the marker panel {panel_path} uses {style[panel_mouse]} symbols "
             f"({_examples(panel_genes)}): set organism to the data's species (organism: "
             f"{'mouse' if data_mouse else 'human'}), which sets the marker panel and the QC gene "
@@ -291,7 +297,8 @@ def _same_cells(barcodes: dict[str, pd.Index]) -> list[str]:
         if len(cells) >= 20:
             by_set.setdefault(hash(frozenset(cells)), []).append(sample_id)
     return [
-        f"samples {', '.join(repr(s) for s in group)} have counts with the same {len(barcodes[group[0]])} "
+        f"samples {', '.join(repr(s) for s in group)} have counts with the same "
+        f"{len(barcodes[group[0]])} "
         "cell barcodes: the same cells would enter twice; give each sample its own counts"
         for group in by_set.values()
         if len(group) > 1
@@ -365,7 +372,9 @@ def check_sample_files(
                 continue
             if counts is None or barcodes is None:
                 continue
-            overlap, text = overlap_message(what, row[column], sample_id, barcodes, counts, _counts_of(row)[0])
+            overlap, text = overlap_message(
+                what, row[column], sample_id, barcodes, counts, _counts_of(row)[0]
+            )
             if overlap.fraction < min_matched_barcodes:
                 problems.append(
                     f"{text} (clones.min_matched_barcodes is {min_matched_barcodes:.0%})"
@@ -380,8 +389,13 @@ def check_sample_files(
             continue  # the QC job's reader names what is wrong with the counts
         if names is not None and len(names):
             problems += gene_problems(
-                sample_id, _counts_of(row)[0], names, complete,
-                qc=qc, panel_genes=panel_genes, panel_path=panel_path,
+                sample_id,
+                _counts_of(row)[0],
+                names,
+                complete,
+                qc=qc,
+                panel_genes=panel_genes,
+                panel_path=panel_path,
             )
     if problems:
         head = "the sample sheet's files have problems:\n  " if len(problems) > 1 else ""

@@ -87,14 +87,21 @@ def add_qc_metrics(adata: AnnData, *, params: QCParams = QCParams()) -> list[str
     adata.var["ribo"] = names.str.startswith(tuple(params.ribo_prefixes))
     hb = re.compile(params.hb_pattern)
     adata.var["hb"] = [bool(hb.match(g)) for g in names]
-    for flag, setting in (("mt", "qc.mito_prefix"), ("ribo", "qc.ribo_prefixes"), ("hb", "qc.hb_pattern")):
+    for flag, setting in (
+        ("mt", "qc.mito_prefix"),
+        ("ribo", "qc.ribo_prefixes"),
+        ("hb", "qc.hb_pattern"),
+    ):
         if not adata.var[flag].any():
             # Every cell would show 0% without a word: Ensembl identifiers, another species.
             notes.append(f"no gene matches {setting}: pct_counts_{flag} is 0 in every cell")
             log.warning(
                 "no gene matches %s (e.g. genes %s): pct_counts_%s is 0 for every cell and filters "
                 "nothing; set %s for these gene names (mouse: 'mt-', 'Rps'/'Rpl')",
-                setting, ", ".join(names[:3]), flag, setting,
+                setting,
+                ", ".join(names[:3]),
+                flag,
+                setting,
             )
     sc.pp.calculate_qc_metrics(
         adata, qc_vars=["mt", "ribo", "hb"], percent_top=None, log1p=True, inplace=True
@@ -281,7 +288,9 @@ def check_ledger(ledger: pd.DataFrame) -> None:
     unbalanced = ledger["n_cells_in"] != removed + ledger["n_cells_kept"]
     if "n_barcodes" in ledger:
         raw = ledger["n_barcodes"].notna()
-        unbalanced |= raw & (ledger["n_barcodes"] != ledger["n_empty_droplets"] + ledger["n_cells_in"])
+        unbalanced |= raw & (
+            ledger["n_barcodes"] != ledger["n_empty_droplets"] + ledger["n_cells_in"]
+        )
     bad = ledger.loc[unbalanced, "sample_id"]
     if len(bad):
         raise AssertionError(f"QC ledger does not balance for samples: {list(bad)}")

@@ -9,8 +9,18 @@ from scipy import stats
 
 from .de import aggregate, deseq_contrast
 
-RESULT_COLUMNS = ["gene", "base_mean", "log2fc", "log2fc_se", "log2fc_ci_low", "log2fc_ci_high",
-                  "stat", "p", "p_adj"]
+RESULT_COLUMNS = [
+    "gene",
+    "base_mean",
+    "log2fc",
+    "log2fc_se",
+    "log2fc_ci_low",
+    "log2fc_ci_high",
+    "stat",
+    "p",
+    "p_adj",
+]
+
 
 def clone_status(classes: pd.DataFrame) -> pd.DataFrame:
     """Resistant or sensitive per clone, from the ``resistant``/``sensitive`` flags of
@@ -27,8 +37,13 @@ def status_of_cells(obs: pd.DataFrame, classes: pd.DataFrame) -> pd.Series:
     NaN for every other cell."""
     status = clone_status(classes)
     key = obs["patient_id"].astype(str) + "|" + obs["clone"].astype(str)
-    lookup = dict(zip(status["patient_id"].astype(str) + "|" + status["clone"].astype(str),
-                      status["status"], strict=True))
+    lookup = dict(
+        zip(
+            status["patient_id"].astype(str) + "|" + status["clone"].astype(str),
+            status["status"],
+            strict=True,
+        )
+    )
     return key.map(lookup).where(obs["malignant"].astype(bool))
 
 
@@ -89,11 +104,14 @@ def resistance_de(
         )
         return pd.DataFrame(columns=RESULT_COLUMNS), summary
     used = meta[meta["patient_id"].isin(patients)]
-    terms = [t for t in ("patient_id", "timepoint", "cell_type") if t in used and used[t].nunique() > 1]
+    terms = [
+        t for t in ("patient_id", "timepoint", "cell_type") if t in used and used[t].nunique() > 1
+    ]
     if not _estimable(used, terms):
         summary["reason"] = (
             f"status is confounded with {' + '.join(terms)}: resistant and sensitive clones are "
-            f"never measured together (>= {min_cells} cells) in a patient, timepoint and cell type, "
+            f"never measured together (>= {min_cells} cells) in a patient, timepoint and "
+            "cell type, "
             "so resistance cannot be told from time on treatment or cell type"
         )
         return pd.DataFrame(columns=RESULT_COLUMNS), summary
@@ -112,8 +130,12 @@ def resistance_de(
         reference="sensitive",
         random_state=random_state,
     )
-    summary.update(design=design, status="tested", n_pseudobulks_used=int(len(used)),
-                   n_significant_5pct_fdr=int((table["p_adj"] < 0.05).sum()))
+    summary.update(
+        design=design,
+        status="tested",
+        n_pseudobulks_used=int(len(used)),
+        n_significant_5pct_fdr=int((table["p_adj"] < 0.05).sum()),
+    )
     return table[RESULT_COLUMNS], summary
 
 
@@ -167,7 +189,9 @@ def signature_scores(
         return pd.DataFrame(columns=[*per_clone, "n_cells"])
     is_stem = meta["cell_type"].astype(str).isin(stem_types).to_numpy()
     stem_counts, stem_meta = (
-        aggregate(counts[is_stem], meta[is_stem], groupby=per_clone) if is_stem.any() else (None, None)
+        aggregate(counts[is_stem], meta[is_stem], groupby=per_clone)
+        if is_stem.any()
+        else (None, None)
     )
     counts, meta = aggregate(counts, meta, groupby=per_clone)
     expr = _log_cpm(counts)
@@ -177,7 +201,11 @@ def signature_scores(
         for name, weights in signatures.items():
             is_stem = name in stem_signatures
             source, source_meta = (stem_expr, stem_meta) if is_stem else (expr, meta)
-            n = int(source_meta.loc[pb, "n_cells"]) if source_meta is not None and pb in source_meta.index else 0
+            n = (
+                int(source_meta.loc[pb, "n_cells"])
+                if source_meta is not None and pb in source_meta.index
+                else 0
+            )
             genes = [g for g in weights.index if g in expr.columns]
             if n < min_cells or not genes:
                 out[name] = np.nan
@@ -188,7 +216,9 @@ def signature_scores(
             if is_stem:
                 out[f"{name}_n_cells"] = n
                 for gene in genes:
-                    out[f"{name}:{gene}"] = float(source.loc[pb, gene]) if n >= min_cells else np.nan
+                    out[f"{name}:{gene}"] = (
+                        float(source.loc[pb, gene]) if n >= min_cells else np.nan
+                    )
         rows.append(out)
     return pd.DataFrame(rows)
 
@@ -200,12 +230,16 @@ def compare_signatures(scores: pd.DataFrame, *, confidence: float = 0.95) -> pd.
     per-patient differences with a t interval (the patient is the replicate) and a one-sample
     t-test p value. With one patient the interval is undefined (NaN).
     """
-    value_columns = [c for c in scores.columns
-                     if c not in {"patient_id", "clone", "status", "n_cells"} and not c.endswith("_n_cells")]
+    value_columns = [
+        c
+        for c in scores.columns
+        if c not in {"patient_id", "clone", "status", "n_cells"} and not c.endswith("_n_cells")
+    ]
     rows = []
     for column in value_columns:
-        per_patient = scores.pivot_table(index="patient_id", columns="status", values=column,
-                                         aggfunc="mean")
+        per_patient = scores.pivot_table(
+            index="patient_id", columns="status", values=column, aggfunc="mean"
+        )
         if not {"resistant", "sensitive"} <= set(per_patient.columns):
             continue
         diff = (per_patient["resistant"] - per_patient["sensitive"]).dropna()
@@ -217,8 +251,26 @@ def compare_signatures(scores: pd.DataFrame, *, confidence: float = 0.95) -> pd.
             p = float(stats.ttest_1samp(diff, 0.0).pvalue) if se > 0 else np.nan
         else:
             half, p = np.nan, np.nan
-        rows.append({"signature": column, "n_patients": n, "mean_difference": mean,
-                     "ci_low": mean - half, "ci_high": mean + half, "p": p,
-                     "per_patient": "; ".join(f"{k}: {v:.3g}" for k, v in diff.items())})
-    return pd.DataFrame(rows, columns=["signature", "n_patients", "mean_difference", "ci_low",
-                                       "ci_high", "p", "per_patient"])
+        rows.append(
+            {
+                "signature": column,
+                "n_patients": n,
+                "mean_difference": mean,
+                "ci_low": mean - half,
+                "ci_high": mean + half,
+                "p": p,
+                "per_patient": "; ".join(f"{k}: {v:.3g}" for k, v in diff.items()),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "signature",
+            "n_patients",
+            "mean_difference",
+            "ci_low",
+            "ci_high",
+            "p",
+            "per_patient",
+        ],
+    )

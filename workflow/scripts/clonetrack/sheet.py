@@ -33,8 +33,7 @@ PATH_COLUMNS: tuple[str, ...] = ("path", "raw_path", "clones", "lineage_barcodes
 """Columns holding paths relative to the sheet's folder."""
 
 KNOWN_COLUMNS: frozenset[str] = frozenset(
-    REQUIRED_COLUMNS
-    + ("raw_path", "format", "clones", "lineage_barcodes", "genotypes", "healthy")
+    REQUIRED_COLUMNS + ("raw_path", "format", "clones", "lineage_barcodes", "genotypes", "healthy")
 )
 """Columns with a meaning to clonetrack; every other column is a sample covariate."""
 

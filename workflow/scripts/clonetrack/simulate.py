@@ -113,14 +113,18 @@ TRAJECTORY_FREQUENCY = {
 #: expands; sustained response: the leukaemia falls below a few percent.
 RESPONSE_PLANS: dict[str, dict] = {
     "primary_refractory": {
-        "fraction": (0.6, 0.55, 0.6), "trajectories": ("stable", "stable"), "monocytic": True,
+        "fraction": (0.6, 0.55, 0.6),
+        "trajectories": ("stable", "stable"),
+        "monocytic": True,
     },
     "relapse": {
-        "fraction": (0.5, 0.12, 0.5), "trajectories": ("contracting", "expanding"),
+        "fraction": (0.5, 0.12, 0.5),
+        "trajectories": ("contracting", "expanding"),
         "monocytic": False,
     },
     "sustained_response": {
-        "fraction": (0.5, 0.05, 0.02), "trajectories": ("contracting", "stable"),
+        "fraction": (0.5, 0.05, 0.02),
+        "trajectories": ("contracting", "stable"),
         "monocytic": False,
     },
 }
@@ -499,7 +503,9 @@ def simulate_cohort(
             # ProMono and Mono in a monocytic leukaemia.
             like = rng.dirichlet([2.0, 3.0, 2.0])
             if plan:  # responders keep a minor, patient-specific monocytic share
-                weights = [0.5, 0.5, 2.0, 5.0, 6.0] if plan["monocytic"] else [2.0, 3.0, 2.0, 0.4, 0.4]
+                weights = (
+                    [0.5, 0.5, 2.0, 5.0, 6.0] if plan["monocytic"] else [2.0, 3.0, 2.0, 0.4, 0.4]
+                )
                 like = crng.dirichlet(weights)
             clone_meta[name] = {
                 "patient_id": p,
@@ -584,8 +590,12 @@ def simulate_cohort(
             for name, n in zip(clone_names, n_clone, strict=True):
                 freq_rows[name][tp] = n / n_mal
 
-            def draw_cells(n_total: int) -> tuple[np.ndarray, np.ndarray]:
-                """Cell types (index) and clone names ('' for normal) of n_total cells."""
+            def draw_cells(
+                n_total: int, n_type=n_type, n_norm=n_norm, n_clone=n_clone,
+                clone_names=clone_names, srng=srng,
+            ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                """Cell types (index) and clone names ('' for normal) of n_total cells (this
+                sample's compositions, bound here rather than read from the loop)."""
                 pool_t = np.concatenate(
                     [np.repeat(np.arange(len(types)), n_type)]
                     + [
@@ -723,7 +733,10 @@ def simulate_cohort(
                     if m["patient_id"] in given_clones_patients
                     else ""
                 ),
-                **{f"freq_{label}": round(freq_rows[name][tp], 4) for tp, label in timepoints.items()},
+                **{
+                    f"freq_{label}": round(freq_rows[name][tp], 4)
+                    for tp, label in timepoints.items()
+                },
             }
             for name, m in clone_meta.items()
         ]
@@ -815,10 +828,22 @@ def _response_tables(cells, responses, sexes, rng) -> tuple[pd.DataFrame, pd.Dat
     noise = rng.normal(DST_NOISE["mean"], DST_NOISE["sd"], len(patients))
     measurements = pd.concat(
         [
-            pd.DataFrame({"patient_id": patients["patient_id"], "assay": "DST",
-                          "feature": "venetoclax_AUC", "value": venetoclax.round(4)}),
-            pd.DataFrame({"patient_id": patients["patient_id"], "assay": "DST",
-                          "feature": "cytarabine_AUC", "value": noise.round(4)}),
+            pd.DataFrame(
+                {
+                    "patient_id": patients["patient_id"],
+                    "assay": "DST",
+                    "feature": "venetoclax_AUC",
+                    "value": venetoclax.round(4),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "patient_id": patients["patient_id"],
+                    "assay": "DST",
+                    "feature": "cytarabine_AUC",
+                    "value": noise.round(4),
+                }
+            ),
         ],
         ignore_index=True,
     )
@@ -842,10 +867,14 @@ def genotype_reads(
     shows the mutant allele with probability 0.5 in a carrier and ``error_rate`` otherwise.
     """
     clones = sorted(set(obs.loc[obs["malignant"].astype(bool), "clone"].astype(str)))
-    variant_of = {c: GENOTYPE_CLONE_VARIANTS[i % len(GENOTYPE_CLONE_VARIANTS)] for i, c in enumerate(clones)}
+    variant_of = {
+        c: GENOTYPE_CLONE_VARIANTS[i % len(GENOTYPE_CLONE_VARIANTS)] for i, c in enumerate(clones)
+    }
     variants = [GENOTYPE_FOUNDER, *[variant_of[c] for c in clones]]
     rows = []
-    for barcode, malignant, clone in zip(obs["barcode"], obs["malignant"].astype(bool), obs["clone"].astype(str)):
+    for barcode, malignant, clone in zip(
+        obs["barcode"], obs["malignant"].astype(bool), obs["clone"].astype(str), strict=True
+    ):
         carried = {GENOTYPE_FOUNDER, variant_of.get(clone)} if malignant else set()
         for variant in variants:
             n = int(rng.poisson(depth))
@@ -930,10 +959,11 @@ def simulate_mouse_cohort(
     """Barcoded mouse leukaemia models: mice M1, M2, ... sampled at baseline and at relapse.
 
     The transplanted leukaemic cells carry lentiviral barcodes, one per clone (contracting,
-    expanding, stable), read as a lineage-barcode matrix per sample (:func:`lineage_barcode_counts`);
-    host (normal) cells carry none. Genes are named as in mouse (MGI symbols, ``mt-`` genes), and
-    each cell type's planted markers are the genes of the mouse panel ``panel`` (columns
-    ``cell_type``, ``gene``), so the workflow's mouse preset annotates them.
+    expanding, stable), read as a lineage-barcode matrix per sample
+    (:func:`lineage_barcode_counts`); host (normal) cells carry none. Genes are named as in mouse
+    (MGI symbols, ``mt-`` genes), and each cell type's planted markers are the genes of the mouse
+    panel ``panel`` (columns ``cell_type``, ``gene``), so the workflow's mouse preset annotates
+    them.
 
     ``positions`` is a human gene-position table (as for :func:`select_genes`): the mouse panel's
     genes are found there by their human (upper-case) symbol, then every gene is renamed.
@@ -1124,8 +1154,16 @@ def write_cohort(
         (out / "measurements").mkdir(exist_ok=True)
         cohort.measurements.to_csv(out / "measurements/dst.tsv", sep="\t", index=False)
     cells = cohort.cells[
-        ["sample_id", "barcode", "cell_type", "malignant", "clone", "low_quality", "doublet",
-         "doublet_partner"]
+        [
+            "sample_id",
+            "barcode",
+            "cell_type",
+            "malignant",
+            "clone",
+            "low_quality",
+            "doublet",
+            "doublet_partner",
+        ]
     ]
     cells.to_csv(out / "truth/cells.tsv", sep="\t", index=False)
     cohort.clones.to_csv(out / "truth/clones.tsv", sep="\t", index=False)
@@ -1194,11 +1232,15 @@ def simulate_raw_droplets(
     soup = (1 - extra.sum()) * profile + extra
     n_umis = np.asarray(own.sum(axis=1)).ravel()
     added = np.vstack([rng.multinomial(int(round(contamination * n)), soup) for n in n_umis])
-    empty_umis = np.maximum(1, rng.lognormal(np.log(empty_median_umis), 0.8, n_empty).round()).astype(int)
+    empty_umis = np.maximum(
+        1, rng.lognormal(np.log(empty_median_umis), 0.8, n_empty).round()
+    ).astype(int)
     empties = np.vstack([rng.multinomial(n, soup) for n in empty_umis])
     matrix = sparse.vstack([own + sparse.csr_matrix(added), sparse.csr_matrix(empties)]).tocsr()
     codes = rng.choice(4**16, size=n_empty, replace=False)
-    barcodes = np.concatenate([cells.obs["barcode"].astype(str).to_numpy(), [_barcode(int(c)) for c in codes]])
+    barcodes = np.concatenate(
+        [cells.obs["barcode"].astype(str).to_numpy(), [_barcode(int(c)) for c in codes]]
+    )
     raw = ad.AnnData(
         X=matrix.astype(np.float32),
         obs=pd.DataFrame({"barcode": barcodes, "is_cell": np.arange(len(barcodes)) < cells.n_obs},
