@@ -288,3 +288,17 @@ def test_detection_limit_is_where_a_sample_sees_the_clone_with_95_percent_probab
     # independent computation: the chance of zero clone cells among n at that frequency is 5%
     assert stats.binom.pmf(0, n, limit) == pytest.approx(0.05)
     assert np.isnan(dynamics.detection_limit([0])[0])
+
+
+def test_clopper_pearson_equals_scipys_exact_interval_at_the_edges():
+    from clonetrack.dynamics import clopper_pearson
+
+    for n in (1, 2, 7, 72, 300):
+        k = np.arange(n + 1)
+        lo, hi = clopper_pearson(k, np.full(n + 1, n), confidence=0.9)
+        for ki in k:
+            ci = stats.binomtest(int(ki), n).proportion_ci(confidence_level=0.9, method="exact")
+            assert lo[ki] == pytest.approx(ci.low, abs=1e-12)
+            assert hi[ki] == pytest.approx(ci.high, abs=1e-12)
+    lo, hi = clopper_pearson([0, 3], [0, 0])
+    assert np.isnan(lo).all() and np.isnan(hi).all()
