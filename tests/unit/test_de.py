@@ -125,3 +125,32 @@ def test_timepoint_de_names_missing_pseudobulk_columns():
     )
     with pytest.raises(ValueError, match="cell_type"):
         de.timepoint_de(counts, meta)
+
+
+def _filter_by_expr_by_hand(counts, groups, min_count=10, large_n=10, min_prop=0.7):
+    """edgeR's filterByExpr rule, written out (edgeR 3.x, default arguments)."""
+    library = counts.sum(axis=1)
+    cutoff = min_count / np.median(library) * 1e6
+    cpm = counts.div(library, axis=0) * 1e6
+    n_min = int(groups.value_counts().min())
+    if n_min > large_n:
+        n_min = large_n + (n_min - large_n) * min_prop
+    keep = ((cpm >= cutoff).sum(axis=0) >= n_min - 1e-14) & (counts.sum(axis=0) >= 15 - 1e-14)
+    return set(counts.columns[keep.to_numpy()])
+
+
+@pytest.mark.parametrize("n_per_group", [3, 24])
+def test_expressed_genes_is_edgers_filter_by_expr(n_per_group):
+    from clonetrack.de import expressed_genes
+
+    rng = np.random.default_rng(n_per_group)
+    n = 2 * n_per_group
+    means = rng.lognormal(0.5, 2.0, size=400)
+    counts = pd.DataFrame(
+        rng.poisson(means * rng.uniform(0.5, 2.0, size=(n, 1))),
+        index=[f"pb{i}" for i in range(n)], columns=[f"G{j}" for j in range(400)],
+    )
+    groups = pd.Series(["a"] * n_per_group + ["b"] * n_per_group, index=counts.index)
+    kept = set(expressed_genes(counts, groups))
+    assert kept == _filter_by_expr_by_hand(counts, groups)
+    assert 50 < len(kept) < 390  # the grid holds genes on both sides of the cut
