@@ -148,7 +148,8 @@ def test_expressed_genes_is_edgers_filter_by_expr(n_per_group):
     means = rng.lognormal(0.5, 2.0, size=400)
     counts = pd.DataFrame(
         rng.poisson(means * rng.uniform(0.5, 2.0, size=(n, 1))),
-        index=[f"pb{i}" for i in range(n)], columns=[f"G{j}" for j in range(400)],
+        index=[f"pb{i}" for i in range(n)],
+        columns=[f"G{j}" for j in range(400)],
     )
     groups = pd.Series(["a"] * n_per_group + ["b"] * n_per_group, index=counts.index)
     kept = set(expressed_genes(counts, groups))
