@@ -201,7 +201,8 @@ def _chunks_in_process(n_jobs: int | None):
     pooled = implementation.process_map
 
     def in_order(function, *iterables, **_pool_options):
-        return [function(*arguments) for arguments in zip(*iterables, strict=True)]
+        # map's semantics: infercnvpy passes endless iterables (itertools.repeat) for constants
+        return [function(*arguments) for arguments in zip(*iterables, strict=False)]
 
     implementation.process_map = in_order
     try:
