@@ -17,9 +17,9 @@ SOUP_GENES = {"HBB": 0.06, "HBA1": 0.04, "HBA2": 0.03, "PPBP": 0.03, "PF4": 0.02
 TYPES = ("Ery", "T", "Mono", "B", "NK", "GMP", "Prog", "DC")
 
 
-def planted_sample(n_per_type=60, n_genes=2000, seed=0):
-    """Eight cell types with 20 marker genes each; erythroid cells alone make haemoglobin,
-    nobody makes the platelet genes."""
+def planted_sample(n_per_type=60, n_genes=2000, seed=0, ery_hb=40):
+    """Eight cell types with 20 marker genes each; erythroid cells alone make haemoglobin
+    (``ery_hb``: its relative rate per gene), nobody makes the platelet genes."""
     rng = np.random.default_rng(seed)
     genes = [*SOUP_GENES, *(f"G{i}" for i in range(n_genes - len(SOUP_GENES)))]
     base = rng.lognormal(0, 1, n_genes)
@@ -31,7 +31,7 @@ def planted_sample(n_per_type=60, n_genes=2000, seed=0):
         block = 5 + 20 * TYPES.index(t)
         mu[block : block + 20] *= 20
         if t == "Ery":
-            mu[:3] = 40  # haemoglobins
+            mu[:3] = ery_hb  # haemoglobins
         rows.append(rng.poisson(mu / mu.sum() * rng.lognormal(np.log(2000), 0.3)))
     barcodes = [f"C{i:05d}-1" for i in range(len(types))]
     cells = ad.AnnData(
@@ -114,3 +114,45 @@ def test_a_given_contamination_is_used_and_rounding_keeps_the_expected_total():
 
 def summary_soup(called, raw):
     return ambient.soup_channel(called, raw).soupProfile["est"].to_numpy()
+
+
+def test_haemoglobin_estimate_recovers_the_planted_contamination():
+    # the marker-based estimate finds no plausible markers here (soup genes in every cell);
+    # haemoglobin, made by the erythroid cells alone (a third of their UMIs, as in marrow),
+    # gives the fraction
+    cells, raw, _ = planted_sample(ery_hb=600)
+    ery = cells.obs["cell_type"].to_numpy() == "Ery"
+    assert 0.25 < cells.X[ery][:, :3].sum() / cells.X[ery].sum() < 0.45
+    called = raw[raw.obs["is_cell"].to_numpy()].copy()
+    hb = r"^HB(?!EGF|S1L|P1)[ABDEGMQZ]\d?$"
+    corrected, summary = ambient.remove_ambient(
+        called, raw, contamination_genes="haemoglobin", hb_pattern=hb, seed=0
+    )
+    print(summary)
+    # planted: soup of 10% of each cell's own UMIs on top, i.e. 0.1 / 1.1 of what is read
+    assert summary["contamination"] == pytest.approx(0.1 / 1.1, rel=0.1)
+    assert summary["contamination_source"].startswith("haemoglobin genes: ")
+    # the erythroid cells' cluster makes them and is left out
+    assert "from 420 cells in 7 clusters" in summary["contamination_source"]
+    assert summary["umis_removed_fraction"] > 0.05
+
+
+def test_non_expressed_estimate_is_the_ratio_over_non_making_clusters():
+    # hand-made: cluster a makes gene 0; clusters b and c hold soup only
+    soup = np.array([0.1, 0.9])
+    counts = sparse.csr_matrix(
+        np.array([[500, 500], [480, 520], [12, 988], [8, 992], [11, 989], [9, 991]], dtype=float)
+    )
+    clusters = np.array(["a", "a", "b", "b", "c", "c"])
+    rho, note = ambient.estimate_from_non_expressed(counts, soup, np.array([True, False]), clusters)
+    assert rho == pytest.approx((12 + 8 + 11 + 9) / (4 * 1000 * 0.1))
+    assert "from 4 cells in 2 clusters" in note
+
+
+def test_too_little_soup_of_the_genes_falls_back_to_markers():
+    cells, raw, _ = planted_sample(n_per_type=20)
+    called = raw[raw.obs["is_cell"].to_numpy()].copy()
+    _, summary = ambient.remove_ambient(
+        called, raw, contamination_genes="haemoglobin", hb_pattern=r"^NOSUCHGENE$", seed=0
+    )
+    assert summary["contamination_source"].startswith("haemoglobin genes: no gene matches")

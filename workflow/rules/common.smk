@@ -160,7 +160,10 @@ def qc_inputs(wildcards):
 def droplet_params(wildcards):
     """The droplets settings, for a sample with an unfiltered matrix only (so that editing them
     re-runs only those samples' QC)."""
-    return config["droplets"] if SAMPLES.loc[wildcards.sample, "raw_path"] else {}
+    if not SAMPLES.loc[wildcards.sample, "raw_path"]:
+        return {}
+    # the haemoglobin genes, from which the contamination may be estimated
+    return {**config["droplets"], "hb_pattern": config["qc"]["hb_pattern"]}
 
 
 def sample_row(wildcards):

@@ -1,9 +1,10 @@
 """Ambient RNA: the soup of lysed cells in every droplet, removed with SoupX's model.
 
 SoupX (Young & Behjati 2020, GigaScience 9:giaa151) through ``soupx-python``: the soup profile is
-the gene composition of the empty droplets (1-99 UMIs); the contamination fraction ``rho`` is
-estimated by ``autoEstCont`` from genes that mark one cluster and are absent from others (clusters
-from a quick Leiden of the called cells), unless given; each cell then loses
+the gene composition of the empty droplets (1-99 UMIs); the contamination fraction ``rho`` is,
+unless given, estimated from the haemoglobin genes in the clusters that do not make them
+(:func:`estimate_from_non_expressed`) or by ``autoEstCont`` from genes that mark one cluster and
+are absent from others (clusters from a quick Leiden of the called cells); each cell then loses
 ``rho x its UMIs x soup profile`` of every gene it expresses, clipped at zero (SoupX's subtraction,
 equation 5). The subtraction is done here on the sparse matrix at once: ``soupx.adjustCounts``
 computes the same numbers one dense column at a time (325 s for 2,124 cells on the real raw
@@ -25,6 +26,11 @@ from scipy import sparse
 log = logging.getLogger(__name__)
 
 AMBIENT_METHODS = ("soupx", "none")
+#: How the contamination is estimated when not given (``droplets.contamination_genes``).
+CONTAMINATION_GENE_SETS = ("haemoglobin", "markers")
+#: A gene-set estimate needs at least this many soup UMIs expected in the cells that do not make
+#: the genes; fewer, and the estimate falls back to SoupX's marker-based one.
+MIN_EXPECTED_SOUP_UMIS = 50
 
 
 def soup_channel(cells: AnnData, raw: AnnData):
@@ -73,6 +79,57 @@ def estimate_contamination(channel, clusters: np.ndarray) -> tuple[float | None,
     return rho, f"estimated by SoupX from {fitted.fit.get('n_estimates', '?')} marker estimates"
 
 
+def estimate_from_non_expressed(
+    counts: sparse.spmatrix,
+    soup: np.ndarray,
+    genes: np.ndarray,
+    clusters: np.ndarray,
+    *,
+    fdr: float = 0.05,
+    confidence: float = 0.95,
+) -> tuple[float | None, str]:
+    """Contamination from genes that only some cells make (SoupX's ``estimateNonExpressingCells``
+    and ``calculateContaminationFraction``, Young & Behjati 2020).
+
+    A cluster makes the genes if any of its cells holds more of them than even a droplet of pure
+    soup would (Poisson, Benjamini-Hochberg across cells at ``fdr``). In the other clusters every
+    UMI of the genes is soup, so ``rho`` = their UMIs / the UMIs soup would put there
+    (``cell UMIs x soup share of the genes``): the Poisson GLM's estimate, with an exact interval.
+    ``soupx-python`` has the first step only (its ``calculate_contamination_fraction`` calls
+    ``autoEstCont``), and it tests genes one by one where SoupX tests the set; hence this function.
+
+    Returns ``rho`` (``None`` when too little soup of the genes lands in non-making cells) and a
+    sentence saying how it was obtained.
+    """
+    from scipy import stats
+
+    counts = sparse.csr_matrix(counts)
+    n_umis = np.asarray(counts.sum(axis=1)).ravel()
+    observed = np.asarray(counts[:, genes].sum(axis=1)).ravel()
+    soup_share = float(np.asarray(soup)[genes].sum())
+    expected = n_umis * soup_share
+    # P(at least the observed UMIs | the whole droplet were soup), per cell
+    p = np.where(expected > 0, stats.poisson.sf(observed - 1, expected), (observed == 0) * 1.0)
+    q = stats.false_discovery_control(np.clip(p, 0, 1), method="bh")
+    makes = pd.Series(q < fdr).groupby(np.asarray(clusters)).transform("any").to_numpy()
+    used = ~makes
+    total_expected = float(expected[used].sum())
+    if total_expected < MIN_EXPECTED_SOUP_UMIS:
+        return None, (
+            f"{total_expected:.0f} soup UMIs of the genes expected in the {int(used.sum())} cells "
+            f"that do not make them (fewer than {MIN_EXPECTED_SOUP_UMIS})"
+        )
+    k = float(observed[used].sum())
+    alpha = 1 - confidence
+    low = stats.chi2.ppf(alpha / 2, 2 * k) / 2 / total_expected if k > 0 else 0.0
+    high = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2 / total_expected
+    rho = k / total_expected
+    return rho, (
+        f"{rho:.3f} [{low:.3f}, {high:.3f}] from {int(used.sum())} cells in "
+        f"{len(set(np.asarray(clusters)[used]))} clusters that do not make the genes"
+    )
+
+
 def subtract_soup(
     counts: sparse.spmatrix, soup: np.ndarray, rho: float | np.ndarray
 ) -> sparse.csr_matrix:
@@ -98,10 +155,22 @@ def stochastic_round(matrix: sparse.csr_matrix, *, seed: int = 0) -> sparse.csr_
 
 
 def remove_ambient(
-    cells: AnnData, raw: AnnData, *, contamination: float | None = None, seed: int = 0
+    cells: AnnData,
+    raw: AnnData,
+    *,
+    contamination: float | None = None,
+    contamination_genes: str = "markers",
+    hb_pattern: str | None = None,
+    seed: int = 0,
 ) -> tuple[AnnData, dict]:
     """Remove ambient RNA from the called cells (a copy): ``X`` corrected, integer-valued;
     ``layers["uncorrected"]`` the counts as read.
+
+    Without a given ``contamination`` it is estimated: with ``contamination_genes="haemoglobin"``
+    from the genes matching ``hb_pattern`` (:func:`estimate_from_non_expressed`; in marrow and
+    blood only erythroid cells make them, and lysed red cells fill the soup with them), falling
+    back to SoupX's ``autoEstCont`` when too little haemoglobin soup lands in other cells; with
+    ``"markers"``, ``autoEstCont`` alone.
 
     Returns
     -------
@@ -113,7 +182,21 @@ def remove_ambient(
     how = "given (droplets.contamination)"
     rho = contamination
     if rho is None:
-        rho, how = estimate_contamination(channel, quick_clusters(cells, seed=seed))
+        clusters = quick_clusters(cells, seed=seed)
+        how = ""
+        if contamination_genes == "haemoglobin":
+            import re
+
+            pattern = re.compile(hb_pattern or "")
+            genes = np.array([bool(hb_pattern) and bool(pattern.match(g)) for g in raw.var_names])
+            rho, how = (None, "no gene matches qc.hb_pattern") if not genes.any() else (
+                estimate_from_non_expressed(cells.X, soup, genes, clusters)
+            )  # fmt: skip
+            how = f"haemoglobin genes: {how}"
+        if rho is None:
+            fallback = f"{how}; " if how else ""
+            rho, how = estimate_contamination(channel, clusters)
+            how = fallback + how
     out = cells.copy()
     out.layers["uncorrected"] = cells.X.copy()
     if rho is not None:

@@ -264,7 +264,12 @@ def cells_from_raw(
     summary["ambient"] = params["ambient"]
     if params["ambient"] == "soupx" and cells.n_obs:
         cells, removed = ambient.remove_ambient(
-            cells, raw, contamination=params["contamination"], seed=seed
+            cells,
+            raw,
+            contamination=params["contamination"],
+            contamination_genes=params.get("contamination_genes", "markers"),
+            hb_pattern=params.get("hb_pattern"),
+            seed=seed,
         )
         summary.update(removed)
     return cells, table, summary
