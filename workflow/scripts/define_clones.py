@@ -103,19 +103,7 @@ if cnv_adata is not None and cnv_adata.obs["malignant"].any():
     segments = cnv.cnv_segments(cnv_adata)
     fig = cnv.plot_cnv_heatmap(cnv_adata)
 else:
-    segments = pd.DataFrame(
-        columns=[
-            "clone",
-            "chromosome",
-            "first_gene",
-            "last_gene",
-            "start",
-            "end",
-            "n_windows",
-            "mean_log_ratio",
-            "call",
-        ]
-    )
+    segments = pd.DataFrame(columns=list(cnv.SEGMENT_COLUMNS))
     fig, ax = plt.subplots(figsize=(6, 1.5))
     ax.text(
         0.5,

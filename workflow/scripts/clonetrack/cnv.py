@@ -640,6 +640,20 @@ def _window_table(var: pd.DataFrame, chr_pos: dict, window_size: int, step: int)
     return pd.DataFrame(rows, columns=["chromosome", "first_gene", "last_gene", "start", "end"])
 
 
+#: Columns of :func:`cnv_segments`' table (also of the empty table written without CNV clones).
+SEGMENT_COLUMNS = (
+    "clone",
+    "chromosome",
+    "first_gene",
+    "last_gene",
+    "start",
+    "end",
+    "n_windows",
+    "mean_log_ratio",
+    "call",
+)
+
+
 def cnv_segments(
     adata: ad.AnnData,
     *,
@@ -705,18 +719,7 @@ def cnv_segments(
                     "call": "gain" if sign[idx[0]] > 0 else "loss",
                 }
             )
-    cols = [
-        "clone",
-        "chromosome",
-        "first_gene",
-        "last_gene",
-        "start",
-        "end",
-        "n_windows",
-        "mean_log_ratio",
-        "call",
-    ]
-    return pd.DataFrame(out, columns=cols)
+    return pd.DataFrame(out, columns=list(SEGMENT_COLUMNS))
 
 
 def _binned_rows(

@@ -21,6 +21,23 @@ from clonetrack.errors import InputError
 
 MEASUREMENT_COLUMNS = ("assay", "feature", "value")
 FEATURE_KINDS = ("malignant_fraction", "composition", "signature", "clone")
+#: Columns of one feature's case-control comparison (:func:`compare_groups`, and within each
+#: contrast and timepoint of :func:`cohort_tests`).
+FEATURE_TEST_COLUMNS = (
+    "feature",
+    "n_case",
+    "n_control",
+    "mean_case",
+    "mean_control",
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "auroc",
+    "auroc_ci_low",
+    "auroc_ci_high",
+    "p",
+    "q",
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -314,23 +331,7 @@ def compare_groups(
             status="tested",
         )
         rows.append(row)
-    columns = [
-        "feature",
-        "n_case",
-        "n_control",
-        "mean_case",
-        "mean_control",
-        "difference",
-        "difference_ci_low",
-        "difference_ci_high",
-        "auroc",
-        "auroc_ci_low",
-        "auroc_ci_high",
-        "p",
-        "q",
-        "status",
-    ]
-    out = pd.DataFrame(rows).reindex(columns=columns)
+    out = pd.DataFrame(rows).reindex(columns=[*FEATURE_TEST_COLUMNS, "status"])
     out["q"] = benjamini_hochberg(out["p"])
     return out
 
@@ -580,19 +581,7 @@ def cohort_tests(
     columns = [
         "contrast",
         "timepoint",
-        "feature",
-        "n_case",
-        "n_control",
-        "mean_case",
-        "mean_control",
-        "difference",
-        "difference_ci_low",
-        "difference_ci_high",
-        "auroc",
-        "auroc_ci_low",
-        "auroc_ci_high",
-        "p",
-        "q",
+        *FEATURE_TEST_COLUMNS,
         "loo_auroc",
         "loo_auroc_ci_low",
         "loo_auroc_ci_high",
