@@ -622,7 +622,7 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
     step("leiden")
     # the workflow's own rule for clustering.markers_on_hvg, so both test the same genes
     sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-    from clonetrack.cluster import markers_on_hvg
+    from clonetrack.integrate.cluster import markers_on_hvg
 
     on_hvg = markers_on_hvg(clus["markers_on_hvg"], adata.n_obs)
     mask = adata.var["highly_variable"].to_numpy() if on_hvg else None

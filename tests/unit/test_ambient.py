@@ -7,7 +7,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from clonetrack import ambient
+from clonetrack.qc import ambient
 from clonetrack.simulate import simulate_raw_droplets
 from scipy import sparse
 

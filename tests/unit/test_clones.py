@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from clonetrack.clones import assign_given_clones, attach_lineage_clones, call_lineage_clones
+from clonetrack.clones import (
+    assign_given_clones,
+    attach_lineage_clones,
+    call_lineage_clones,
+)
 from clonetrack.errors import InputError
 
 CELLTAG = Path(__file__).parents[1] / "data" / "celltag"
@@ -180,7 +184,7 @@ def test_resistance_de_refuses_status_confounded_with_timepoint():
     """Resistant clones seen (with enough cells) only at relapse, sensitive ones only at
     diagnosis: the status effect is the treatment effect; the DE says so instead of failing."""
     import pandas as pd
-    from clonetrack.resistance import resistance_de
+    from clonetrack.clones.resistance import resistance_de
 
     rng = np.random.default_rng(0)
     rows = []

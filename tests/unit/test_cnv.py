@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-from clonetrack import cnv, io
+from clonetrack import io, pl
+from clonetrack.clones import cnv
 from clonetrack.errors import InputError
+from clonetrack.pl.cnv import _binned_rows
 from sklearn.metrics import (
     adjusted_rand_score,
     balanced_accuracy_score,
@@ -216,7 +218,7 @@ def test_rejects_raw_counts_and_missing_reference(positions):
 
 
 def test_heatmap_returns_figure(planted):
-    fig = cnv.plot_cnv_heatmap(planted)
+    fig = pl.plot_cnv_heatmap(planted)
     assert isinstance(fig, matplotlib.figure.Figure)
     assert len(fig.axes) >= 1
     matplotlib.pyplot.close(fig)
@@ -313,12 +315,12 @@ def test_heatmap_rows_are_group_ordered_and_binned_by_mean():
     rng = np.random.default_rng(0)
     x = sp.csr_matrix(rng.normal(size=(90, 7)))
     code = np.repeat([1, 0, 1], 30)  # group 1 is split in two runs: rows must be regrouped
-    rows, row_code = cnv._binned_rows(x, code, n_groups=2, max_rows=1000)
+    rows, row_code = _binned_rows(x, code, n_groups=2, max_rows=1000)
     dense = x.toarray()
     np.testing.assert_allclose(rows, np.vstack([dense[30:60], dense[:30], dense[60:]]), rtol=1e-6)
     assert list(row_code) == [0] * 30 + [1] * 60
 
-    rows, row_code = cnv._binned_rows(x, code, n_groups=2, max_rows=9)
+    rows, row_code = _binned_rows(x, code, n_groups=2, max_rows=9)
     assert list(row_code) == [0] * 3 + [1] * 6  # shares proportional to cells (30 vs 60)
     group1 = np.vstack([dense[:30], dense[60:]])
     np.testing.assert_allclose(rows[3], group1[:10].mean(axis=0), rtol=1e-5)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-from clonetrack import doublets
 from clonetrack.errors import InputError
+from clonetrack.qc import doublets
 
 CALLERS = ("scrublet", "doubletdetection")
 

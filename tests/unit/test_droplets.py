@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clonetrack import droplets, qc
+from clonetrack import qc
 from clonetrack.io import read_counts
+from clonetrack.qc import droplets
 from clonetrack.simulate import simulate_raw_droplets
 
 ROOT = Path(__file__).resolve().parents[2]

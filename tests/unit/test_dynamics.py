@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from clonetrack.dynamics import (
+from clonetrack.clones.dynamics import (
     benjamini_hochberg,
     classify_clones,
     clone_frequencies,
@@ -16,7 +16,7 @@ from clonetrack.dynamics import (
     compare_timepoints,
 )
 from clonetrack.errors import InputError
-from clonetrack.plotting_clones import plot_clone_dynamics, plot_cohort_overview
+from clonetrack.pl.clones import plot_clone_dynamics, plot_cohort_overview
 from scipy import stats
 
 # patient -> [(timepoint, order, {clone: malignant cells})]
@@ -282,7 +282,7 @@ def test_cohort_without_clones_gives_empty_tables_with_columns():
 
 @pytest.mark.parametrize("n", [1, 30, 100, 2000])
 def test_detection_limit_is_where_a_sample_sees_the_clone_with_95_percent_probability(n):
-    from clonetrack import dynamics
+    from clonetrack.clones import dynamics
 
     limit = float(dynamics.detection_limit([n])[0])
     # independent computation: the chance of zero clone cells among n at that frequency is 5%
@@ -291,7 +291,7 @@ def test_detection_limit_is_where_a_sample_sees_the_clone_with_95_percent_probab
 
 
 def test_clopper_pearson_equals_scipys_exact_interval_at_the_edges():
-    from clonetrack.dynamics import clopper_pearson
+    from clonetrack.clones.dynamics import clopper_pearson
 
     for n in (1, 2, 7, 72, 300):
         k = np.arange(n + 1)

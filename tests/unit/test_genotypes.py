@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from clonetrack import genotypes
+from clonetrack.clones import genotypes
 from clonetrack.errors import InputError
 from sklearn.metrics import adjusted_rand_score
 

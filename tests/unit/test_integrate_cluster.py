@@ -3,8 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from clonetrack import cluster, integrate, metrics, store
+from clonetrack import integrate
 from clonetrack.errors import InputError
+from clonetrack.integrate import cluster, metrics
+from clonetrack.integrate import merge as merge_module
+from clonetrack.io import store
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 
@@ -237,7 +240,7 @@ def test_loess_failure_widens_the_span_then_leaves_the_batch_out(tmp_path, monke
     "reciprocal condition number"); the batch retries wider spans, then stops voting, by name."""
     adatas, samples = make_batches(n_per=60)
     merge(adatas, samples, tmp_path)
-    real = integrate._seurat_v3_batch
+    real = merge_module._seurat_v3_batch
     spans_tried = []
 
     def flaky(counts, var_names, *, n_top_genes, span):
@@ -246,7 +249,7 @@ def test_loess_failure_widens_the_span_then_leaves_the_batch_out(tmp_path, monke
             raise ValueError("b'reciprocal condition number  2.7591e-15'")
         return real(counts, var_names, n_top_genes=n_top_genes, span=span)
 
-    monkeypatch.setattr(integrate, "_seurat_v3_batch", flaky)
+    monkeypatch.setattr(merge_module, "_seurat_v3_batch", flaky)
     obs = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r").obs
     _, settings = integrate.select_genes_on_disk(
         tmp_path / "counts.h5ad", obs, n_top_genes=50, batch_key="sample_id"
@@ -264,7 +267,7 @@ def test_loess_failure_widens_the_span_then_leaves_the_batch_out(tmp_path, monke
         return real(counts, var_names, n_top_genes=n_top_genes, span=span)
 
     flaky.calls = []
-    monkeypatch.setattr(integrate, "_seurat_v3_batch", broken)
+    monkeypatch.setattr(merge_module, "_seurat_v3_batch", broken)
     table, settings = integrate.select_genes_on_disk(
         tmp_path / "counts.h5ad", obs, n_top_genes=50, batch_key="sample_id"
     )

@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 from clonetrack import io
 from clonetrack.errors import InputError
+from clonetrack.io import readers
 
 # The shared real data sits beside the repository (../shared/data).
 DATA = next(
@@ -229,7 +230,7 @@ def test_read_dense(tmp_path, name, sep, corner):
 
 
 def test_read_dense_in_several_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(io, "_DENSE_CHUNK_VALUES", 3)  # one gene per chunk
+    monkeypatch.setattr(readers, "_DENSE_CHUNK_VALUES", 3)  # one gene per chunk
     assert_contract(io.read_counts(write_dense(tmp_path / "s.txt"), sample_id="S1"))
 
 

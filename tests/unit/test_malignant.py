@@ -2,7 +2,7 @@
 
 import numpy as np
 import pandas as pd
-from clonetrack import malignant
+from clonetrack.clones import malignant
 
 
 def planted(n_normal=300, n_malignant=200, seed=0):

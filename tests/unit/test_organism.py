@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from clonetrack import cnv, organism
+from clonetrack import organism
 from clonetrack.annotate import load_markers
+from clonetrack.clones import cnv
 
 ROOT = Path(__file__).resolve().parents[2]
 

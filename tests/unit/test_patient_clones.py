@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from clonetrack import de, patient_clones, resistance
+from clonetrack import de
+from clonetrack.clones import patient_clones, resistance
 from scipy import stats
 
 

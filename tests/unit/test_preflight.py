@@ -7,8 +7,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from clonetrack import preflight
 from clonetrack.errors import InputError
+from clonetrack.io import preflight
 
 CELLTAG = Path(__file__).parents[1] / "data" / "celltag"
 RNG = np.random.default_rng(0)

@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from clonetrack import sheet
 from clonetrack.errors import InputError
+from clonetrack.io import sheet
 
 HEADER = ["sample_id", "patient_id", "timepoint", "timepoint_order", "path"]
 GOOD_ROWS = [
@@ -90,9 +90,9 @@ def test_schema_is_complete_and_valid():
 def test_import_is_light():
     # common.smk imports this at parse time: no scanpy/anndata
     code = (
-        "import sys, clonetrack.sheet; print('scanpy' in sys.modules or 'anndata' in sys.modules)"
+        "import sys, clonetrack.io.sheet; print('scanpy' in sys.modules or 'anndata' in sys.modules)"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(sheet.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(sheet.__file__).parents[2])}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )

@@ -292,7 +292,7 @@ def test_shipped_gene_table(genes):
 
 def test_genotype_reads_follow_the_planted_clones(genes):
     """Mutant reads come from leukaemic cells, the clone variant from that clone's cells only."""
-    from clonetrack import genotypes
+    from clonetrack.clones import genotypes
     from clonetrack.simulate import GENOTYPE_FOUNDER, genotype_reads
 
     small = simulate_cohort(genes=genes, seed=1, n_cells_per_sample=150, min_mono_cells=20)

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from clonetrack import checks, cluster, store
+from clonetrack.integrate import cluster
+from clonetrack.io import contract, store
 
 
 @pytest.fixture
@@ -203,17 +204,17 @@ def test_assemble_refuses_other_cells_and_leaves_no_file(stored, tmp_path):
 def test_check_final_uses_stored_shapes(stored):
     path, adata = stored
     cells = store.read_parts(path)
-    for column in checks.REQUIRED_OBS:
+    for column in contract.REQUIRED_OBS:
         if column not in cells.obs:
             cells.obs[column] = "x"
-    for key in checks.REQUIRED_OBSM:
+    for key in contract.REQUIRED_OBSM:
         cells.obsm[key] = np.zeros((60, 2))
     ledger = pd.DataFrame({"sample_id": ["A", "B", "C"], "n_cells_kept": [20, 20, 20]})
-    checks.check_final(cells, ledger, matrix_shapes={"X": (60, 40), "counts": (60, 40)})
+    contract.check_final(cells, ledger, matrix_shapes={"X": (60, 40), "counts": (60, 40)})
     with pytest.raises(AssertionError, match="counts missing"):
-        checks.check_final(cells, ledger, matrix_shapes={"X": (60, 40)})
+        contract.check_final(cells, ledger, matrix_shapes={"X": (60, 40)})
     with pytest.raises(AssertionError, match="counts missing or of wrong shape"):
-        checks.check_final(cells, ledger, matrix_shapes={"X": (60, 40), "counts": (60, 39)})
+        contract.check_final(cells, ledger, matrix_shapes={"X": (60, 40), "counts": (60, 39)})
 
 
 @pytest.mark.parametrize(

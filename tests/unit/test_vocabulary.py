@@ -5,7 +5,8 @@ import re
 from pathlib import Path
 
 import yaml
-from clonetrack import dynamics, patient_clones, vocabulary
+from clonetrack import vocabulary
+from clonetrack.clones import dynamics, patient_clones
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from clonetrack import checks, io
+from clonetrack import io
+from clonetrack.io import contract
+from clonetrack.io.sheet import read_sample_sheet
 from clonetrack.qc import REMOVAL_REASONS
-from clonetrack.sheet import read_sample_sheet
 from runner import copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -365,10 +366,10 @@ def test_final_object_is_consistent(request, which, sheet, toy_run):
     assert sorted(final.obs_names) == sorted(kept["sample_id"] + "_" + kept["barcode"])
     assert final.n_obs == ledger["n_cells_kept"].sum()
     assert set(final.obs["sample_id"].astype(str)) == set(sheet.index)
-    checks.check_final(final, ledger)  # the workflow's own contract, re-checked from outside
+    contract.check_final(final, ledger)  # the workflow's own contract, re-checked from outside
 
     # shapes and required fields
-    for column in (*checks.REQUIRED_OBS, "barcode", "batch", "sex", "cell_type_cluster"):
+    for column in (*contract.REQUIRED_OBS, "barcode", "batch", "sex", "cell_type_cluster"):
         assert column in final.obs, column
         assert final.obs[column].notna().all() or column in ("doublet_score",), column
     for key in ("X_pca", "X_harmony", "X_umap"):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from clonetrack.sheet import read_sample_sheet
+from clonetrack.io.sheet import read_sample_sheet
 from runner import copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow

@@ -10,8 +10,8 @@ from clonetrack.annotate import load_markers  # noqa: E402
 from clonetrack.cohort import read_measurements, read_patient_table  # noqa: E402
 from clonetrack.errors import InputError  # noqa: E402
 from clonetrack.organism import apply_preset, cnv_unavailable_reason  # noqa: E402
-from clonetrack.preflight import check_sample_files  # noqa: E402
-from clonetrack.sheet import healthy_samples, read_sample_sheet  # noqa: E402
+from clonetrack.io.preflight import check_sample_files  # noqa: E402
+from clonetrack.io.sheet import healthy_samples, read_sample_sheet  # noqa: E402
 
 validate(config, "../../config/schemas/config.schema.yaml")
 # Settings left null take the organism's preset; rules below read the completed config.

@@ -2,9 +2,10 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-import anndata as ad  # noqa: E402
-import pandas as pd  # noqa: E402
-from clonetrack import annotate, io, store  # noqa: E402
+import anndata as ad
+import pandas as pd
+from clonetrack import annotate, io
+from clonetrack.io import store
 
 cfg = snakemake.params.annotation
 cells = ad.read_h5ad(snakemake.input.cells)

@@ -2,8 +2,10 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0])
 
-import pandas as pd  # noqa: E402
-from clonetrack import dynamics, io, plotting_clones, store  # noqa: E402
+import pandas as pd
+from clonetrack import io, pl
+from clonetrack.clones import dynamics
+from clonetrack.io import store
 
 cfg = snakemake.params.dynamics
 # Cell metadata only: a backed read would still load layers["counts"] into memory.
@@ -24,7 +26,7 @@ classes = dynamics.classify_clones(
 summary, per_patient = dynamics.cohort_model(
     freqs, classes, surviving_classes=tuple(cfg["surviving_classes"])
 )
-fig = plotting_clones.plot_cohort_overview(freqs, classes)
+fig = pl.plot_cohort_overview(freqs, classes)
 fig.savefig(snakemake.output.overview, dpi=110, bbox_inches="tight")
 io.write_table_atomic(pd.DataFrame([summary]), snakemake.output.cohort, index=False)
 io.write_table_atomic(per_patient, snakemake.output.cohort_patients, index=False)

@@ -2,8 +2,10 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed, threads=snakemake.threads)
 
-import anndata as ad  # noqa: E402
-from clonetrack import cluster, io, store  # noqa: E402
+import anndata as ad
+from clonetrack import io
+from clonetrack.integrate import cluster
+from clonetrack.io import store
 
 cfg = snakemake.params.clustering
 cells = ad.read_h5ad(snakemake.input.cells)

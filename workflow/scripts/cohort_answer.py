@@ -2,9 +2,11 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from clonetrack import annotate, cohort, de, io, plotting_cohort, resistance, store  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from clonetrack import annotate, cohort, de, io, pl
+from clonetrack.clones import resistance
+from clonetrack.io import store
 
 cfg = snakemake.params.cohort
 seed = snakemake.params.seed
@@ -113,15 +115,15 @@ correlations, measure_matrix, feature_matrix = cohort.measure_correlations(
 )
 answers = cohort.patient_answers(freqs, classes, responses, patients)
 
-fig = plotting_cohort.patient_panels(freqs, classes, answers)
+fig = pl.patient_panels(freqs, classes, answers)
 fig.savefig(snakemake.output.patients, dpi=100, bbox_inches="tight")
 plt.close(fig)
 levels = [lvl for lvl in cfg["response_levels"] if lvl in set(with_response)]
 views = {t: cohort.at_timepoint(features, t) for t in cfg["timepoints"]}
-fig = plotting_cohort.biomarker_panels(views, with_response, tests, levels)
+fig = pl.biomarker_panels(views, with_response, tests, levels)
 fig.savefig(snakemake.output.biomarkers, dpi=100, bbox_inches="tight")
 plt.close(fig)
-fig = plotting_cohort.correlation_panels(measure_matrix, feature_matrix, correlations)
+fig = pl.correlation_panels(measure_matrix, feature_matrix, correlations)
 fig.savefig(snakemake.output.correlation_plot, dpi=100, bbox_inches="tight")
 plt.close(fig)
 

@@ -2,9 +2,15 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from clonetrack import cnv, genotypes, io, patient_clones, store  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from clonetrack import io, pl
+from clonetrack.clones import (
+    cnv,
+    genotypes,
+    patient_clones,
+)
+from clonetrack.io import store
 
 cfg = snakemake.params.clones
 patient = snakemake.wildcards.patient
@@ -101,7 +107,7 @@ cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
 log.info("patient %s clone sources:\n%s", patient, report.to_string())
 if cnv_adata is not None and cnv_adata.obs["malignant"].any():
     segments = cnv.cnv_segments(cnv_adata)
-    fig = cnv.plot_cnv_heatmap(cnv_adata)
+    fig = pl.plot_cnv_heatmap(cnv_adata)
 else:
     segments = pd.DataFrame(columns=list(cnv.SEGMENT_COLUMNS))
     fig, ax = plt.subplots(figsize=(6, 1.5))

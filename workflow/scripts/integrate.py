@@ -2,7 +2,8 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed, threads=snakemake.threads)
 
-from clonetrack import integrate, store  # noqa: E402
+from clonetrack import integrate
+from clonetrack.io import store
 
 cfg = snakemake.params.integration
 method = snakemake.wildcards.method

@@ -20,7 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clonetrack.simulate import (  # noqa: E402
+from clonetrack.simulate import (
     select_genes,
     simulate_cohort,
     simulate_mouse_cohort,

@@ -2,7 +2,7 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed, threads=snakemake.threads)
 
-from clonetrack import integrate  # noqa: E402
+from clonetrack import integrate
 
 prep = snakemake.params.preprocess
 paths = {path.split("/")[-2]: path for path in snakemake.input.kept}

@@ -2,15 +2,15 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0])
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from clonetrack import plotting_clones  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from clonetrack import pl
 
 patient = snakemake.wildcards.patient
 freqs = pd.read_csv(snakemake.input.frequencies, sep="\t", dtype={"patient_id": str, "clone": str})
 classes = pd.read_csv(snakemake.input.classes, sep="\t", dtype={"patient_id": str, "clone": str})
 if (freqs["patient_id"] == patient).any():
-    fig = plotting_clones.plot_clone_dynamics(freqs, patient, classes=classes)
+    fig = pl.plot_clone_dynamics(freqs, patient, classes=classes)
 else:
     # A patient without clones still gets a page saying so (see the clone sources table).
     fig, ax = plt.subplots(figsize=(6, 1.5))

@@ -2,7 +2,8 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-from clonetrack import droplets, io, plotting, qc  # noqa: E402
+from clonetrack import io, pl, qc
+from clonetrack.qc import droplets
 
 sample = snakemake.params.sample
 sample_id = sample["sample_id"]
@@ -26,7 +27,7 @@ kept, cells, ledger = qc.run_qc(
 ledger = qc.add_droplet_columns(ledger, droplet_summary)
 log.info("sample %s: %s", sample_id, ledger.iloc[0].to_dict())
 
-fig = plotting.plot_qc_sample(cells, ledger.iloc[0], droplets=droplet_table)
+fig = pl.plot_qc_sample(cells, ledger.iloc[0], droplets=droplet_table)
 fig.savefig(snakemake.output.plot, dpi=110, bbox_inches="tight")
 io.write_table_atomic(droplets.droplet_rows(droplet_table), snakemake.output.droplets, index=False)
 io.write_table_atomic(cells, snakemake.output.cells, index=False)

@@ -2,8 +2,10 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-import pandas as pd  # noqa: E402
-from clonetrack import annotate, de, io, plotting_clones, resistance, store  # noqa: E402
+import pandas as pd
+from clonetrack import annotate, de, io, pl
+from clonetrack.clones import resistance
+from clonetrack.io import store
 
 cfg = snakemake.params.resistance
 classes = pd.read_csv(snakemake.input.classes, sep="\t", dtype={"patient_id": str, "clone": str})
@@ -33,7 +35,7 @@ scores = resistance.signature_scores(
     counts, meta, signatures, stem_types=tuple(cfg["stem_cell_types"]), min_cells=cfg["min_cells"]
 )
 comparison = resistance.compare_signatures(scores)
-fig = plotting_clones.plot_signature_scores(scores, signatures=list(signatures))
+fig = pl.plot_signature_scores(scores, signatures=list(signatures))
 fig.savefig(snakemake.output.plot, dpi=110, bbox_inches="tight")
 io.write_table_atomic(
     pd.DataFrame([{k: (", ".join(v) if isinstance(v, list) else v) for k, v in summary.items()}]),

@@ -2,7 +2,8 @@ from clonetrack import runtime
 
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
-from clonetrack import de, io, plotting, store  # noqa: E402
+from clonetrack import de, io, pl
+from clonetrack.io import store
 
 cfg = snakemake.params.de
 # Pseudobulks are summed block by block as the counts are read: memory does not grow with cells.
@@ -20,7 +21,7 @@ results, summary = de.timepoint_de(
     random_state=snakemake.params.seed,
     n_cpus=snakemake.threads,
 )
-fig = plotting.plot_volcanoes(results, alpha=cfg["alpha"])
+fig = pl.plot_volcanoes(results, alpha=cfg["alpha"])
 fig.savefig(snakemake.output.volcano, dpi=110, bbox_inches="tight")
 io.write_table_atomic(summary, snakemake.output.summary, index=False)
 io.write_table_atomic(results, snakemake.output.results, index=False)

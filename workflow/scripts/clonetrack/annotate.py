@@ -12,8 +12,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .errors import InputError
-from .vocabulary import UNASSIGNED
+from clonetrack.errors import InputError
+from clonetrack.vocabulary import UNASSIGNED
 
 CELL_TYPES = (
     "HSC",
@@ -38,7 +38,7 @@ METHODS = ("scaled", "score_genes")
 
 def _why_panel_misses(panel_genes, var_names) -> str:
     """What to fix when the panel's genes are not the data's: identifiers, organism or panel."""
-    from clonetrack.preflight import ENSEMBL_ID
+    from clonetrack.io.preflight import ENSEMBL_ID
 
     names = pd.Index(var_names.astype(str))
     if names.str.match(ENSEMBL_ID.pattern).mean() > 0.5:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from clonetrack.dynamics import benjamini_hochberg, percent
+from clonetrack.clones.dynamics import benjamini_hochberg, percent
 from clonetrack.errors import InputError
 
 MEASUREMENT_COLUMNS = ("assay", "feature", "value")

@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .vocabulary import UNASSIGNED
+from clonetrack.vocabulary import UNASSIGNED
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def pseudobulk(
     """Sum raw counts over the cells of each combination of ``groupby`` columns.
 
     ``blocks``, if given, replaces ``adata``'s matrix: its rows as consecutive blocks (e.g.
-    :func:`clonetrack.store.row_blocks`), summed as they arrive, so the cells' matrix is never
+    :func:`clonetrack.io.store.row_blocks`), summed as they arrive, so the cells' matrix is never
     held whole and ``adata`` need only carry obs and var.
 
     Returns

@@ -59,7 +59,7 @@ def schema_path() -> Path:
     -------
     ``config/schemas/samples.schema.yaml`` of the repository holding this package.
     """
-    return Path(__file__).resolve().parents[3] / "config" / "schemas" / "samples.schema.yaml"
+    return Path(__file__).resolve().parents[4] / "config" / "schemas" / "samples.schema.yaml"
 
 
 def _load_schema(path: os.PathLike | str) -> dict:

@@ -8,7 +8,7 @@ from anndata import AnnData
 from sklearn.metrics import silhouette_samples
 from sklearn.neighbors import NearestNeighbors
 
-from .vocabulary import UNASSIGNED
+from clonetrack.vocabulary import UNASSIGNED
 
 
 def _subsample(n: int, size: int, random_state: int) -> np.ndarray:

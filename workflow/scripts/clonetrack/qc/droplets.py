@@ -246,7 +246,7 @@ def cells_from_raw(
     Returns the cells (raw's genes; ``layers["uncorrected"]`` where ambient RNA was removed), the
     droplet table (one row per barcode) and a summary for the QC ledger.
     """
-    from . import ambient
+    from clonetrack.qc import ambient
 
     if counts is None:
         table, summary = call_cells(

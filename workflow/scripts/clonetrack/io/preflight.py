@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clonetrack import genotypes, io
+from clonetrack.clones import genotypes
 from clonetrack.errors import InputError
+from clonetrack.io import readers
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,14 @@ _MITO_PREFIXES = ("MT-", "mt-", "Mt-", "MT.", "mt.")
 def matrix_barcodes(path: str, fmt: str = "") -> pd.Index:
     """Cell barcodes of a count or lineage-barcode matrix, without reading its values."""
     p = Path(path)
-    fmt = fmt or io.detect_format(p)
+    fmt = fmt or readers.detect_format(p)
     if fmt == "10x_mtx":
-        found = io._find(p, "barcodes.tsv")
-        return pd.Index(io._read_lines_table(found, p.name, "cell barcodes")[0]) if found else None
+        found = readers._find(p, "barcodes.tsv")
+        return (
+            pd.Index(readers._read_lines_table(found, p.name, "cell barcodes")[0])
+            if found
+            else None
+        )
     if fmt == "10x_h5":
         return _h5_strings(p, ("matrix/barcodes", "*/barcodes"))
     if fmt == "h5ad":
@@ -67,12 +72,12 @@ def gene_names(path: str, fmt: str = "") -> tuple[pd.Index | None, bool]:
     """Gene names of a count matrix as the reader will name them, and whether the list is whole
     (a dense text table is read only to :data:`DENSE_GENE_ROWS`)."""
     p = Path(path)
-    fmt = fmt or io.detect_format(p)
+    fmt = fmt or readers.detect_format(p)
     if fmt == "10x_mtx":
-        found = io._find(p, "features.tsv", "genes.tsv")
+        found = readers._find(p, "features.tsv", "genes.tsv")
         if found is None:
             return None, False
-        table = io._read_lines_table(found, p.name, "features")
+        table = readers._read_lines_table(found, p.name, "features")
         names = table[1].where(table[1] != "", table[0]) if table.shape[1] > 1 else table[0]
         if table.shape[1] > 2:
             names = names[table[2] == "Gene Expression"]
@@ -81,17 +86,17 @@ def gene_names(path: str, fmt: str = "") -> tuple[pd.Index | None, bool]:
         return _h5_strings(p, ("matrix/features/name", "*/gene_names")), True
     if fmt == "h5ad":
         return _h5ad_index(p, "var"), True
-    with io._open_text(p) as fh:
+    with readers._open_text(p) as fh:
         sep = "\t" if "\t" in fh.readline() else ","
         rows = csv.reader((fh.readline() for _ in range(DENSE_GENE_ROWS)), delimiter=sep)
         return pd.Index([r[0] for r in rows if r]), False
 
 
 def _dense_header(path: Path) -> list[str]:
-    with io._open_text(path) as fh:
+    with readers._open_text(path) as fh:
         header = fh.readline().rstrip("\r\n")
         first = fh.readline().rstrip("\r\n")
-    return io.dense_layout(header, first)[2]
+    return readers.dense_layout(header, first)[2]
 
 
 def _h5_strings(path: Path, keys: Iterable[str]) -> pd.Index | None:
@@ -307,7 +312,9 @@ def _same_cells(barcodes: dict[str, pd.Index]) -> list[str]:
 
 def _source_barcodes(column: str, path: str, sample_id: str) -> tuple[str, pd.Index]:
     if column == "clones":
-        return "clone table", pd.Index(io.read_clone_table(path, sample_id=sample_id)["barcode"])
+        return "clone table", pd.Index(
+            readers.read_clone_table(path, sample_id=sample_id)["barcode"]
+        )
     if column == "genotypes":
         table = genotypes.read_genotype_table(path, sample_id=sample_id)
         return "genotype table", pd.Index(table["barcode"])
@@ -335,7 +342,7 @@ def check_sample_files(
     Parameters
     ----------
     samples
-        The sheet as :func:`clonetrack.sheet.read_sample_sheet` returns it.
+        The sheet as :func:`clonetrack.io.sheet.read_sample_sheet` returns it.
     qc
         The ``qc`` config section (gene patterns).
     panel_genes, panel_path

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from . import clones as clone_defs
-from .errors import InputError
-from .vocabulary import CLONE_SOURCES, UNASSIGNED
+from clonetrack import clones as clone_defs
+from clonetrack.errors import InputError
+from clonetrack.vocabulary import CLONE_SOURCES, UNASSIGNED
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def define_patient_clones(
     lineage_counts
         Per sample id, lineage-barcode UMI counts (cells x barcodes, ``obs["barcode"]``).
     lineage_params
-        Keyword arguments of :func:`clonetrack.clones.call_lineage_clones`.
+        Keyword arguments of :func:`clonetrack.clones.lineage.call_lineage_clones`.
     min_confidence
         Minimum confidence for given clone assignments (``None`` keeps all).
     cnv_positions
@@ -81,7 +81,7 @@ def define_patient_clones(
         Why copy number is not inferred when ``cnv_positions`` is ``None`` (the clone-source
         report's note).
     cnv_params
-        Keyword arguments of :func:`clonetrack.cnv.infer_cnv`; its ``reference_categories``
+        Keyword arguments of :func:`clonetrack.clones.cnv.infer_cnv`; its ``reference_categories``
         (the lymphoid types) are also the normal seeds of the malignant call.
     cnv_reference_samples
         Samples (e.g. healthy donors) whose cells join the copy-number reference in addition to
@@ -90,14 +90,14 @@ def define_patient_clones(
         Cells of reference samples of other patients or donors (same genes, log-normalised),
         added to this patient's copy-number reference and left out of every output.
     genotype_tables
-        Per sample id, a genotype table (:func:`clonetrack.genotypes.read_genotype_table`).
+        Per sample id, a genotype table (:func:`clonetrack.clones.genotypes.read_genotype_table`).
     genotype_params
         ``not_malignant_genes``, ``mutant_allele_fraction``, ``error_rate`` and the keyword
-        arguments of :func:`clonetrack.genotypes.genotype_clones`.
+        arguments of :func:`clonetrack.clones.genotypes.genotype_clones`.
     healthy_samples
         Samples of healthy donors: every cell is a normal seed.
     malignant_params
-        Keyword arguments of :func:`clonetrack.malignant.call_malignant`.
+        Keyword arguments of :func:`clonetrack.clones.malignant.call_malignant`.
     source_precedence
         Clone sources in order of preference; each sample takes the first it has.
     normal_reference
@@ -110,7 +110,7 @@ def define_patient_clones(
     -------
     cells
         One row per input cell: ``clone``, ``clone_source``, ``malignant`` and the evidence of
-        :data:`clonetrack.malignant.EVIDENCE_COLUMNS`, ``cnv_score``, ``cnv_clone``,
+        :data:`clonetrack.clones.malignant.EVIDENCE_COLUMNS`, ``cnv_score``, ``cnv_clone``,
         ``genotype_clone``.
     report
         One row per sample: source, cells, assigned cells, malignant cells, unmatched table rows
@@ -120,7 +120,7 @@ def define_patient_clones(
     cnv_adata
         The patient's cells with copy-number results (for the heatmap), or ``None``.
     """
-    from . import genotypes, malignant
+    from clonetrack.clones import genotypes, malignant
 
     genotype_tables = genotype_tables or {}
     genotype_params = dict(genotype_params or {})
@@ -357,7 +357,7 @@ def _infer_patient_cnv(
 ) -> tuple[AnnData | None, str]:
     import anndata as ad
 
-    from . import cnv
+    from clonetrack.clones import cnv
 
     work = adata.copy()
     own = work.obs_names

@@ -4,7 +4,7 @@ One patient's cells of all timepoints are called together, so that a remission s
 against the leukaemia of the same patient at diagnosis:
 
 1. **Evidence per cell**, as log-likelihood ratios (malignant vs normal): mutant and wild-type
-   reads (:func:`clonetrack.genotypes.genotype_log_odds`) and the copy-number score
+   reads (:func:`clonetrack.clones.genotypes.genotype_log_odds`) and the copy-number score
    (:func:`cnv_log_odds`). Evidence from independent assays adds up.
 2. **Seeds.** Normal: every cell of a healthy sample (sheet column ``healthy``) and cells of the
    lymphoid types (rarely part of a myeloid leukaemia). Malignant: cells whose evidence exceeds

@@ -11,8 +11,8 @@ import pandas as pd
 import scanpy as sc
 from anndata import AnnData
 
-from . import doublets
-from .errors import InputError
+from clonetrack.errors import InputError
+from clonetrack.qc import doublets
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def run_qc(
 ) -> tuple[AnnData, pd.DataFrame, pd.DataFrame]:
     """Run QC on one sample.
 
-    Doublets are called (:func:`clonetrack.doublets.call_doublets`, by ``params.doublet_callers``)
+    Doublets are called (:func:`clonetrack.qc.doublets.call_doublets`, per the doublet callers)
     on the cells that pass the metric thresholds, since damaged cells distort the callers'
     simulated doublets; removed cells keep NaN scores.
 

@@ -7,7 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import stats
 
-from .de import aggregate, deseq_contrast
+from clonetrack.de import aggregate, deseq_contrast
 
 RESULT_COLUMNS = [
     "gene",
@@ -24,7 +24,7 @@ RESULT_COLUMNS = [
 
 def clone_status(classes: pd.DataFrame) -> pd.DataFrame:
     """Resistant or sensitive per clone, from the ``resistant``/``sensitive`` flags of
-    :func:`clonetrack.dynamics.classify_clones`; clones with neither are not contrasted."""
+    :func:`clonetrack.clones.dynamics.classify_clones`; clones with neither are not contrasted."""
     table = classes[["patient_id", "clone", "class"]].copy()
     resistant = classes["resistant"].astype(str).str.lower() == "true"
     sensitive = classes["sensitive"].astype(str).str.lower() == "true"

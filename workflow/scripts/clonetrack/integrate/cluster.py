@@ -10,7 +10,7 @@ import scanpy as sc
 from anndata import AnnData
 from sklearn.metrics import pairwise_distances, silhouette_score
 
-from .runtime import timed
+from clonetrack.runtime import timed
 
 log = logging.getLogger(__name__)
 

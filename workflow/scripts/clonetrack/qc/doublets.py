@@ -51,7 +51,7 @@ import scanpy as sc
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .errors import InputError
+from clonetrack.errors import InputError
 
 log = logging.getLogger(__name__)
 

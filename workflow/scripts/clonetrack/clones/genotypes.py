@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .vocabulary import UNASSIGNED
+from clonetrack.errors import InputError
+from clonetrack.vocabulary import UNASSIGNED
 
 log = logging.getLogger(__name__)
 

@@ -42,11 +42,11 @@ def plot_clone_dynamics(
     Parameters
     ----------
     freqs
-        Output of :func:`clonetrack.dynamics.clone_frequencies`.
+        Output of :func:`clonetrack.clones.dynamics.clone_frequencies`.
     patient_id
         Patient to draw.
     classes
-        Output of :func:`clonetrack.dynamics.classify_clones`; colours clones by class.
+        Output of :func:`clonetrack.clones.dynamics.classify_clones`; colours clones by class.
 
     Returns
     -------

@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata.io import read_elem, sparse_dataset, write_elem
 
-from clonetrack.io import atomic_target
+from clonetrack.io.atomic import atomic_target
 
 # Rows read per block when a matrix is subset by gene: bounds the transient full-width block.
 _BLOCK_ROWS = 20_000

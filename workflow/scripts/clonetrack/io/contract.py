@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .patient_clones import CELL_COLUMNS
+from clonetrack.clones.patient_clones import CELL_COLUMNS
 
 REQUIRED_OBS = (
     "sample_id",
@@ -55,7 +55,7 @@ def check_final(
 ) -> None:
     """Raise ``AssertionError`` naming every inconsistency between the object and the QC ledger.
 
-    ``matrix_shapes`` (``X`` and ``counts``, from :func:`clonetrack.store.matrix_shape`) stands
+    ``matrix_shapes`` (``X`` and ``counts``, from :func:`clonetrack.io.store.matrix_shape`) stands
     in for matrices kept on disk: ``adata`` may then be the cell metadata alone.
     """
     problems = []
