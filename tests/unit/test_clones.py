@@ -133,6 +133,21 @@ def test_lineage_calls_on_planted_counts():
     assert two.loc[2, "status"] == "below_threshold" and two.loc[0, "status"] == "assigned"
 
 
+def test_lineage_calls_count_detected_and_kept_barcodes_separately():
+    counts = toy_counts()
+    before = counts.X.copy()
+    calls = call_lineage_clones(counts)
+    # every barcode with a UMI is detected; the kept ones pass min_umi and min_fraction
+    X = before.toarray()
+    assert calls["n_barcodes_detected"].tolist() == (X > 0).sum(axis=1).tolist()
+    assert calls["n_barcodes_detected"].tolist() == [2, 3, 1, 2, 1, 2, 0, 2]
+    assert calls["n_barcodes_kept"].tolist() == [2, 2, 1, 2, 1, 0, 0, 1]
+    assert calls["n_barcodes_kept"].tolist() == [
+        len(s.split("+")) if s else 0 for s in calls["signature"]
+    ]
+    assert (counts.X != before).nnz == 0  # the input is left as it was
+
+
 def test_lineage_calls_reject_non_counts():
     bad = toy_counts()
     bad.X = bad.X * 0.5

@@ -248,3 +248,45 @@ def test_patient_answer_states_detection_or_its_bound():
         "resistant A: present at diagnosis, 10.0% (5.0%-18.0%)",
         "resistant B: not detected at diagnosis, < 3.0%",
     ]
+
+
+def test_answers_and_figures_of_a_cohort_without_clones():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from clonetrack import pl
+    from clonetrack.clones.dynamics import CLASS_COLUMNS, clone_frequencies
+
+    obs = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1", "P2", "P2"],
+            "sample_id": ["a", "b", "c", "d"],
+            "timepoint": ["diagnosis", "remission"] * 2,
+            "timepoint_order": [1, 2, 1, 2],
+            "clone": ["unassigned"] * 4,
+            "malignant": [True, False, False, False],
+        }
+    )
+    freqs = clone_frequencies(obs)
+    classes = pd.DataFrame(columns=list(CLASS_COLUMNS))
+    answers = cohort.patient_answers(freqs, classes, pd.Series({"P1": "relapse"}), ["P1", "P2"])
+    assert answers["answer"].tolist() == ["no clones", "no clones"]
+    assert answers["n_clones"].tolist() == [0, 0]
+    features = cohort.clone_features(classes)
+    assert features.empty and "clone:n_resistant" in features.columns
+
+    fig = pl.patient_panels(freqs, classes, answers)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["P1 (relapse)", "P2 (response not given)"]
+    plt.close(fig)
+    no_tests = pd.DataFrame(columns=["status", "p", "contrast", "timepoint", "feature"])
+    fig = pl.biomarker_panels({}, pd.Series(dtype=str), no_tests, [])
+    assert "no cohort test could be run" in fig.axes[0].texts[0].get_text()
+    plt.close(fig)
+    fig = pl.correlation_panels(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=["p"]))
+    assert "too few patients" in fig.axes[0].texts[0].get_text()
+    plt.close(fig)
+    fig = pl.plot_signature_scores(pd.DataFrame(), signatures=["stem"])
+    assert fig.axes[0].texts[0].get_text() == "No clone classed resistant or sensitive."
+    plt.close(fig)

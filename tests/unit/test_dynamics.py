@@ -302,3 +302,124 @@ def test_clopper_pearson_equals_scipys_exact_interval_at_the_edges():
             assert hi[ki] == pytest.approx(ci.high, abs=1e-12)
     lo, hi = clopper_pearson([0, 3], [0, 0])
     assert np.isnan(lo).all() and np.isnan(hi).all()
+
+
+def _hand_written_bh(p):
+    """Benjamini-Hochberg by its definition: p * m / rank, made monotone from the largest p
+    down, capped at 1; NaN entries left out of m and kept as NaN."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    q = p[ok]
+    order = np.argsort(q)
+    adj = np.minimum.accumulate((q[order] * m / np.arange(1, m + 1))[::-1])[::-1]
+    res = np.empty(m)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bh_equals_its_definition_on_random_p_with_nan(seed):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(size=200) ** 3  # many small p, so the step-up order matters
+    p[rng.choice(200, 30, replace=False)] = np.nan
+    p[:3] = [0.0, 1.0, p[3]]  # the bounds and a tie
+    np.testing.assert_allclose(benjamini_hochberg(p), _hand_written_bh(p), rtol=1e-12)
+    assert np.isnan(benjamini_hochberg(p)).sum() == 30
+    assert np.isnan(benjamini_hochberg([np.nan, np.nan])).all()
+    assert benjamini_hochberg([]).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"alpha": 0.0}, {"alpha": 1.0}, {"min_fold": 0.5}, {"absent_upper": 1.0}]
+)
+def test_classify_clones_rejects_thresholds_outside_their_range(results, kwargs):
+    _, freqs, comps, _ = results
+    with pytest.raises(InputError, match="classify_clones: need min_fold >= 1"):
+        classify_clones(comps, freqs, **kwargs)
+
+
+def clone_less_obs():
+    """Two patients, nothing clone-labelled; P2's remission sample has no malignant cell."""
+    return pd.DataFrame(
+        {
+            "patient_id": ["P1"] * 4 + ["P2"] * 4,
+            "sample_id": ["S1", "S1", "S2", "S2", "T1", "T1", "T2", "T2"],
+            "timepoint": ["diagnosis", "diagnosis", "relapse", "relapse"]
+            + ["diagnosis", "diagnosis", "remission", "remission"],
+            "timepoint_order": [1, 1, 2, 2, 1, 1, 2, 2],
+            "clone": ["unassigned"] * 8,
+            "malignant": [True, False, True, True, True, True, False, False],
+        }
+    )
+
+
+def _round_trip(table, tmp_path, name):
+    """The table as the plotting step reads it back from the TSV the dynamics step wrote."""
+    path = tmp_path / f"{name}.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    return pd.read_csv(path, sep="\t", dtype={"patient_id": str, "clone": str})
+
+
+def _texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_cohort_overview_of_a_cohort_without_clones(tmp_path):
+    freqs = clone_frequencies(clone_less_obs())
+    classes = classify_clones(compare_timepoints(freqs), freqs)
+    assert freqs.empty and "patient_id" in freqs.columns
+    # the samples still count: P2's remission holds no malignant cell
+    samples = freqs.attrs["samples"].set_index("sample_id")
+    assert samples.loc["T2", "n_malignant_total"] == 0 and samples.loc["S2", "n_sample_cells"] == 2
+    for f, c in [
+        (freqs, classes),
+        (_round_trip(freqs, tmp_path, "f"), _round_trip(classes, tmp_path, "c")),
+    ]:
+        fig = plot_cohort_overview(f, c)
+        assert _texts(fig) == ["No clone in any sample (see the clone sources table)."]
+        fig.savefig(tmp_path / "overview.png")
+        plt.close(fig)
+
+
+def test_dynamics_figures_without_clones_or_without_malignant_cells(tmp_path):
+    obs = clone_less_obs()
+    # P3: clones at diagnosis, a remission sample without malignant cells
+    p3 = [("P3", "U1", "diagnosis", 1, clone, True) for clone in "AAB"]
+    p3 += [("P3", "U2", "remission", 2, "unassigned", False)] * 3
+    # P4: clone-labelled cells, none of them malignant
+    p4 = [("P4", f"V{o}", f"t{o}", o, "X", False) for o in (1, 2)]
+    obs = pd.concat([obs, pd.DataFrame(p3 + p4, columns=obs.columns)], ignore_index=True)
+    freqs = clone_frequencies(obs)
+    classes = classify_clones(compare_timepoints(freqs), freqs)
+    summary, _ = cohort_model(freqs, classes)
+    assert summary["n_patients_with_surviving"] == 0 and np.isnan(summary["p"])
+    freqs = _round_trip(freqs, tmp_path, "f")
+    classes = _round_trip(classes, tmp_path, "c")
+    messages = {
+        "P1": ["P1: no clones were defined (see the clone sources table)."],
+        "P3": [],
+        "P4": ["no malignant cell with a clone at any timepoint"],
+    }
+    for patient, texts in messages.items():
+        fig = plot_clone_dynamics(freqs, patient, classes=classes)
+        assert _texts(fig) == texts
+        fig.savefig(tmp_path / f"{patient}.png")
+        plt.close(fig)
+    # P3's remission has no frequency, so the stack holds the diagnosis alone (A 2/3, B 1/3)
+    fig = plot_clone_dynamics(freqs, "P3", classes=classes)
+    ax, ax2 = fig.axes
+    assert len(ax.collections) == 2
+    assert [t.get_text().split("\n")[0] for t in ax2.get_xticklabels()] == [
+        "diagnosis",
+        "remission",
+    ]
+    assert ax2.lines[0].get_ydata().tolist() == [1.0, 0.0]  # malignant fraction
+    plt.close(fig)
+    fig = plot_cohort_overview(freqs, classes)
+    assert len(fig.axes[0].get_yticklabels()) == 3  # P3 A, P3 B, P4 X
+    plt.close(fig)

@@ -8,6 +8,8 @@ a clone label in a sample, with exact (Clopper-Pearson) 95% intervals.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -46,6 +48,40 @@ CLASS_COLUMNS = (
     "log2_or_ci_low",
     "log2_or_ci_high",
     "evidence",
+)
+
+COMPARISON_COLUMNS = (
+    "patient_id",
+    "clone",
+    "comparison",
+    "timepoint_a",
+    "timepoint_b",
+    "order_a",
+    "order_b",
+    "n_cells_a",
+    "n_malignant_a",
+    "frequency_a",
+    "n_cells_b",
+    "n_malignant_b",
+    "frequency_b",
+    "delta_frequency",
+    "fold",
+    "log2_or",
+    "log2_or_ci_low",
+    "log2_or_ci_high",
+    "p",
+    "p_adj",
+)
+
+SAMPLE_COLUMNS = (
+    "patient_id",
+    "sample_id",
+    "timepoint",
+    "timepoint_order",
+    "n_sample_cells",
+    "n_unassigned",
+    "n_malignant_total",
+    "n_malignant",
 )
 
 
@@ -147,74 +183,132 @@ def clone_frequencies(
     the clone's and of the malignant fraction's denominators), and ``compartment``
     (``"malignant"`` or ``"clone_assigned"``). For every sample,
     ``sum(n_cells) + sum(n_cells_outside) + n_unassigned == n_sample_cells``.
+    ``attrs["samples"]`` has one row per sample (:data:`SAMPLE_COLUMNS`), clones or not.
     """
-    need = [patient_key, sample_key, time_key, order_key, clone_key]
-    missing = [c for c in need if c not in obs]
+    columns = {
+        "patient_id": patient_key,
+        "sample_id": sample_key,
+        "timepoint": time_key,
+        "timepoint_order": order_key,
+        "clone": clone_key,
+    }
+    cells = _cell_table(obs, columns)
+    sheet = _sample_sheet(cells, order_key)
+    compartment = _flag_cells(cells, obs, malignant_key)
+    per_sample = _sample_counts(cells)
+    out = _patient_clone_grid(cells, sheet)
+    _add_clone_counts(out, cells, per_sample, confidence)
+    _add_malignant_fraction(out, per_sample, confidence)
+    out["compartment"] = compartment
+    first = ["patient_id", "sample_id", "timepoint", "timepoint_order", "clone"]
+    out = out[first + [c for c in out.columns if c not in first]]
+    out = out.sort_values(["patient_id", "timepoint_order", "clone"], ignore_index=True)
+    # samples without any clone still count towards the design (and the cell accounting)
+    out.attrs["samples"] = (
+        sheet.join(per_sample)
+        .reset_index()[list(SAMPLE_COLUMNS)]
+        .sort_values(["patient_id", "timepoint_order"], ignore_index=True)
+    )
+    return out
+
+
+def _cell_table(obs: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """The design and clone columns of ``obs`` (named by ``columns``) under standard names."""
+    missing = [c for c in columns.values() if c not in obs]
     if missing:
         raise InputError(
             f"obs lacks column(s) {missing} needed for clone frequencies; the sample sheet "
             "provides patient and timepoint columns, the clone step provides 'clone'."
         )
-    df = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "patient_id": obs[patient_key].astype(str).to_numpy(),
-            "sample_id": obs[sample_key].astype(str).to_numpy(),
-            "timepoint": obs[time_key].astype(str).to_numpy(),
-            "timepoint_order": pd.to_numeric(obs[order_key], errors="coerce").to_numpy(),
-            "clone": obs[clone_key].astype(object).to_numpy(),
+            "patient_id": obs[columns["patient_id"]].astype(str).to_numpy(),
+            "sample_id": obs[columns["sample_id"]].astype(str).to_numpy(),
+            "timepoint": obs[columns["timepoint"]].astype(str).to_numpy(),
+            "timepoint_order": pd.to_numeric(
+                obs[columns["timepoint_order"]], errors="coerce"
+            ).to_numpy(),
+            "clone": obs[columns["clone"]].astype(object).to_numpy(),
         }
     )
-    if df["timepoint_order"].isna().any():
-        bad = sorted(set(df.loc[df["timepoint_order"].isna(), "sample_id"]))
+
+
+def _sample_sheet(cells: pd.DataFrame, order_key: str) -> pd.DataFrame:
+    """One row per sample (indexed by ``sample_id``) after checking that each sample has one
+    patient, timepoint and integer order, and that a patient's orders are distinct."""
+    if cells["timepoint_order"].isna().any():
+        bad = sorted(set(cells.loc[cells["timepoint_order"].isna(), "sample_id"]))
         raise InputError(f"samples {bad[:5]}: {order_key!r} must be an integer; fix the sheet.")
-    samples = df.groupby("sample_id")[["patient_id", "timepoint", "timepoint_order"]].nunique()
+    design = ["patient_id", "timepoint", "timepoint_order"]
+    samples = cells.groupby("sample_id")[design].nunique()
     inconsistent = samples.index[(samples > 1).any(axis=1)]
     if len(inconsistent):
         raise InputError(
             f"samples {list(inconsistent[:5])} have more than one patient, timepoint or order "
             "among their cells; each sample must have one of each in the sheet."
         )
-    sheet = df.drop_duplicates("sample_id").set_index("sample_id")
+    sheet = cells.drop_duplicates("sample_id").set_index("sample_id")
     clash = sheet.duplicated(["patient_id", "timepoint_order"], keep=False)
     if clash.any():
         raise InputError(
             f"samples {sorted(sheet.index[clash])[:6]} share a patient and timepoint_order; "
             "merge them or give them distinct orders in the sample sheet."
         )
+    return sheet
 
-    assigned = _is_assigned(df["clone"]).to_numpy()
-    df["clone"] = np.where(assigned, df["clone"].astype(str), UNASSIGNED)
+
+def _flag_cells(cells: pd.DataFrame, obs: pd.DataFrame, malignant_key: str | None) -> str:
+    """Add ``assigned`` (has a clone; others get the clone ``unassigned``) and ``inside`` (in
+    the compartment) to ``cells``; return the compartment's name."""
+    assigned = _is_assigned(cells["clone"]).to_numpy()
+    cells["clone"] = np.where(assigned, cells["clone"].astype(str), UNASSIGNED)
     if malignant_key is not None and malignant_key in obs:
-        inside = _as_bool(obs[malignant_key], malignant_key).to_numpy()
+        cells["inside"] = _as_bool(obs[malignant_key], malignant_key).to_numpy()
         compartment = "malignant"
     else:
-        inside = assigned
+        cells["inside"] = assigned
         compartment = "clone_assigned"
-    df["inside"] = inside
-    df["assigned"] = assigned
+    cells["assigned"] = assigned
+    return compartment
 
-    per_sample = df.groupby("sample_id").agg(
+
+def _sample_counts(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per sample: all cells, cells without a clone, compartment cells, and compartment cells
+    with a clone (``n_malignant``, the frequencies' denominator)."""
+    per_sample = cells.groupby("sample_id").agg(
         n_sample_cells=("clone", "size"),
         n_unassigned=("assigned", lambda a: int((~a).sum())),
         n_malignant_total=("inside", "sum"),
     )
     per_sample["n_malignant"] = (
-        df[df["inside"] & df["assigned"]].groupby("sample_id").size()
+        cells[cells["inside"] & cells["assigned"]].groupby("sample_id").size()
     ).reindex(per_sample.index, fill_value=0)
+    return per_sample
 
-    lab = df[df["assigned"]]
-    n_in = lab[lab["inside"]].groupby(["sample_id", "clone"]).size()
-    n_out = lab[~lab["inside"]].groupby(["sample_id", "clone"]).size()
 
+def _patient_clone_grid(cells: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
+    """Every clone of a patient at every one of the patient's samples, in timepoint order."""
+    labelled = cells[cells["assigned"]]
     rows = []
     for patient, psheet in sheet.groupby("patient_id", sort=True):
-        clones = sorted(set(lab.loc[lab["patient_id"] == patient, "clone"]))
+        clones = sorted(set(labelled.loc[labelled["patient_id"] == patient, "clone"]))
         for sid in psheet.sort_values("timepoint_order").index:
             for clone in clones:
                 rows.append((patient, sid, clone))
     out = pd.DataFrame(rows, columns=["patient_id", "sample_id", "clone"])
     out["timepoint"] = out["sample_id"].map(sheet["timepoint"])
     out["timepoint_order"] = out["sample_id"].map(sheet["timepoint_order"]).astype(int)
+    return out
+
+
+def _add_clone_counts(
+    out: pd.DataFrame, cells: pd.DataFrame, per_sample: pd.DataFrame, confidence: float
+) -> None:
+    """Each row's clone cells in and outside the compartment, its frequency among the
+    compartment's clone-labelled cells with the exact interval, and the detection limit."""
+    labelled = cells[cells["assigned"]]
+    n_in = labelled[labelled["inside"]].groupby(["sample_id", "clone"]).size()
+    n_out = labelled[~labelled["inside"]].groupby(["sample_id", "clone"]).size()
     key = pd.MultiIndex.from_frame(out[["sample_id", "clone"]])
     out["n_cells"] = n_in.reindex(key, fill_value=0).to_numpy().astype(int)
     out["n_malignant"] = out["sample_id"].map(per_sample["n_malignant"]).astype(int)
@@ -227,6 +321,10 @@ def clone_frequencies(
     )
     out["detection_limit"] = detection_limit(out["n_malignant"], probability=confidence)
     out["n_cells_outside"] = n_out.reindex(key, fill_value=0).to_numpy().astype(int)
+
+
+def _add_malignant_fraction(out: pd.DataFrame, per_sample: pd.DataFrame, confidence: float) -> None:
+    """The sample's cell counts on each row and its malignant fraction with interval."""
     for col in ("n_sample_cells", "n_unassigned", "n_malignant_total"):
         out[col] = out["sample_id"].map(per_sample[col]).astype(int)
     out["malignant_fraction"] = out["n_malignant_total"] / out["n_sample_cells"]
@@ -236,28 +334,6 @@ def clone_frequencies(
     out["malignant_fraction_detection_limit"] = detection_limit(
         out["n_sample_cells"], probability=confidence
     )
-    out["compartment"] = compartment
-    cols = ["patient_id", "sample_id", "timepoint", "timepoint_order", "clone"]
-    out = out[cols + [c for c in out.columns if c not in cols]]
-    out = out.sort_values(["patient_id", "timepoint_order", "clone"], ignore_index=True)
-    # samples without any clone still count towards the design (and the cell accounting)
-    out.attrs["samples"] = (
-        sheet.join(per_sample)
-        .reset_index()[
-            [
-                "patient_id",
-                "sample_id",
-                "timepoint",
-                "timepoint_order",
-                "n_sample_cells",
-                "n_unassigned",
-                "n_malignant_total",
-                "n_malignant",
-            ]
-        ]
-        .sort_values(["patient_id", "timepoint_order"], ignore_index=True)
-    )
-    return out
 
 
 def _timepoints(freqs: pd.DataFrame) -> pd.DataFrame:
@@ -311,94 +387,100 @@ def compare_timepoints(
     ``log2_or_ci_high``, ``p``, ``p_adj``. ``attrs["skipped"]`` lists patients without a
     comparison and why.
     """
-    tps = _timepoints(freqs)
     counts = freqs.set_index(["patient_id", "timepoint_order", "clone"])["n_cells"]
     rows, skipped = [], []
-    for patient, tp in tps.groupby("patient_id", sort=True):
+    for patient, tp in _timepoints(freqs).groupby("patient_id", sort=True):
         tp = tp.reset_index(drop=True)
         if len(tp) < 2:
-            reason = (
-                f"patient {patient!r} has one timepoint ({tp.loc[0, 'timepoint']}); "
-                "clone dynamics need at least two."
-            )
-            if strict:
-                raise InputError(reason + " Add a sample or drop the patient from the sheet.")
-            skipped.append({"patient_id": patient, "reason": reason})
+            skipped.append(_single_timepoint(patient, tp.loc[0, "timepoint"], strict=strict))
             continue
-        pairs = [("consecutive", i, i + 1) for i in range(len(tp) - 1)]
-        pairs.append(("first_vs_last", 0, len(tp) - 1))
         clones = sorted(freqs.loc[freqs["patient_id"] == patient, "clone"].unique())
-        for kind, i, j in pairs:
-            a, b = tp.loc[i], tp.loc[j]
-            block = []
-            for clone in clones:
-                ka = int(counts[(patient, a["timepoint_order"], clone)])
-                kb = int(counts[(patient, b["timepoint_order"], clone)])
-                na, nb = int(a["n_malignant"]), int(b["n_malignant"])
-                fa = ka / na if na else np.nan
-                fb = kb / nb if nb else np.nan
-                if na and nb:
-                    p = stats.fisher_exact([[ka, na - ka], [kb, nb - kb]])[1]
-                    lor = _log2_odds_ratio(ka, na, kb, nb, confidence)
-                else:
-                    p, lor = np.nan, [np.nan] * 3
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    fold = np.float64(fb) / np.float64(fa)
-                block.append(
-                    {
-                        "patient_id": patient,
-                        "clone": clone,
-                        "comparison": kind,
-                        "timepoint_a": a["timepoint"],
-                        "timepoint_b": b["timepoint"],
-                        "order_a": int(a["timepoint_order"]),
-                        "order_b": int(b["timepoint_order"]),
-                        "n_cells_a": ka,
-                        "n_malignant_a": na,
-                        "frequency_a": fa,
-                        "n_cells_b": kb,
-                        "n_malignant_b": nb,
-                        "frequency_b": fb,
-                        "delta_frequency": fb - fa,
-                        "fold": fold,
-                        "log2_or": lor[0],
-                        "log2_or_ci_low": lor[1],
-                        "log2_or_ci_high": lor[2],
-                        "p": p,
-                    }
-                )
-            adj = benjamini_hochberg([r["p"] for r in block])
-            for r, q in zip(block, adj, strict=True):
-                r["p_adj"] = q
-            rows.extend(block)
-    cols = [
-        "patient_id",
-        "clone",
-        "comparison",
-        "timepoint_a",
-        "timepoint_b",
-        "order_a",
-        "order_b",
-        "n_cells_a",
-        "n_malignant_a",
-        "frequency_a",
-        "n_cells_b",
-        "n_malignant_b",
-        "frequency_b",
-        "delta_frequency",
-        "fold",
-        "log2_or",
-        "log2_or_ci_low",
-        "log2_or_ci_high",
-        "p",
-        "p_adj",
-    ]
-    out = pd.DataFrame(rows, columns=cols)
+        for kind, i, j in _timepoint_pairs(len(tp)):
+            rows += _compare_pair(counts, patient, clones, kind, tp.loc[i], tp.loc[j], confidence)
+    out = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     out.attrs["skipped"] = skipped
     return out
 
 
+def _single_timepoint(patient: str, timepoint: str, *, strict: bool) -> dict:
+    """Why a patient with one timepoint gets no comparison; an error when ``strict``."""
+    reason = (
+        f"patient {patient!r} has one timepoint ({timepoint}); clone dynamics need at least two."
+    )
+    if strict:
+        raise InputError(reason + " Add a sample or drop the patient from the sheet.")
+    return {"patient_id": patient, "reason": reason}
+
+
+def _timepoint_pairs(n: int) -> list[tuple[str, int, int]]:
+    """Positions of the timepoints compared: each consecutive pair, then first against last."""
+    pairs = [("consecutive", i, i + 1) for i in range(n - 1)]
+    pairs.append(("first_vs_last", 0, n - 1))
+    return pairs
+
+
+def _compare_pair(
+    counts: pd.Series,
+    patient: str,
+    clones: list[str],
+    kind: str,
+    a: pd.Series,
+    b: pd.Series,
+    confidence: float,
+) -> list[dict]:
+    """Each of the patient's clones at timepoint ``a`` against ``b`` (rows of
+    :func:`_timepoints`), p adjusted across these clones: one family per comparison."""
+    block = []
+    for clone in clones:
+        ka = int(counts[(patient, a["timepoint_order"], clone)])
+        kb = int(counts[(patient, b["timepoint_order"], clone)])
+        block.append(
+            {
+                "patient_id": patient,
+                "clone": clone,
+                "comparison": kind,
+                **_compare_counts(a, ka, b, kb, confidence),
+            }
+        )
+    adjusted = benjamini_hochberg([r["p"] for r in block])
+    return [{**r, "p_adj": q} for r, q in zip(block, adjusted, strict=True)]
+
+
+def _compare_counts(a: pd.Series, ka: int, b: pd.Series, kb: int, confidence: float) -> dict:
+    """A clone's ``ka`` cells at timepoint ``a`` against ``kb`` at ``b``: frequencies, fold,
+    log2 odds ratio and Fisher's p, NaN where a timepoint has no compartment cells."""
+    na, nb = int(a["n_malignant"]), int(b["n_malignant"])
+    fa = ka / na if na else np.nan
+    fb = kb / nb if nb else np.nan
+    if na and nb:
+        p = stats.fisher_exact([[ka, na - ka], [kb, nb - kb]])[1]
+        lor = _log2_odds_ratio(ka, na, kb, nb, confidence)
+    else:
+        p, lor = np.nan, [np.nan] * 3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fold = np.float64(fb) / np.float64(fa)
+    return {
+        "timepoint_a": a["timepoint"],
+        "timepoint_b": b["timepoint"],
+        "order_a": int(a["timepoint_order"]),
+        "order_b": int(b["timepoint_order"]),
+        "n_cells_a": ka,
+        "n_malignant_a": na,
+        "frequency_a": fa,
+        "n_cells_b": kb,
+        "n_malignant_b": nb,
+        "frequency_b": fb,
+        "delta_frequency": fb - fa,
+        "fold": fold,
+        "log2_or": lor[0],
+        "log2_or_ci_low": lor[1],
+        "log2_or_ci_high": lor[2],
+        "p": p,
+    }
+
+
 def percent(x: float) -> str:
+    """A share as a percentage with one decimal; ``NA`` when it is not finite."""
     return f"{100 * x:.1f}%" if np.isfinite(x) else "NA"
 
 
@@ -448,82 +530,16 @@ def classify_clones(
     ``first_frequency``, ``first_ci_low``, ``first_ci_high``, the same for ``last_``, ``p``,
     ``p_adj``, ``log2_or`` with ``log2_or_ci_low``/``_high``, and an ``evidence`` sentence.
     """
-    if min_fold < 1 or not 0 < absent_upper < 1 or not 0 < alpha < 1:
-        raise InputError(
-            f"classify_clones: need min_fold >= 1, 0 < absent_upper < 1 and 0 < alpha < 1 "
-            f"(got {min_fold}, {absent_upper}, {alpha}); fix the clones section of the config."
-        )
-    fl = comparisons[comparisons["comparison"] == "first_vs_last"].set_index(
+    criteria = _Criteria.checked(alpha, min_fold, absent_upper, confidence)
+    tests = comparisons[comparisons["comparison"] == "first_vs_last"].set_index(
         ["patient_id", "clone"]
     )
     rows = []
     for (patient, clone), g in freqs.groupby(["patient_id", "clone"], sort=True):
         g = g.sort_values("timepoint_order")
-        first, last = g.iloc[0], g.iloc[-1]
-        k1, n1, k2, n2 = (
-            int(first["n_cells"]),
-            int(first["n_malignant"]),
-            int(last["n_cells"]),
-            int(last["n_malignant"]),
-        )
-        lo1, hi1 = (float(v[0]) for v in clopper_pearson([k1], [n1], confidence=confidence))
-        lo2, hi2 = (float(v[0]) for v in clopper_pearson([k2], [n2], confidence=confidence))
-        f1 = k1 / n1 if n1 else np.nan
-        f2 = k2 / n2 if n2 else np.nan
-        t1, t2 = first["timepoint"], last["timepoint"]
-        lvl = f"{100 * confidence:g}%"
-        cmp = fl.loc[(patient, clone)] if (patient, clone) in fl.index else None
-        p = float(cmp["p"]) if cmp is not None else np.nan
-        q = float(cmp["p_adj"]) if cmp is not None else np.nan
-        lor = [
-            float(cmp[c]) if cmp is not None else np.nan
-            for c in ("log2_or", "log2_or_ci_low", "log2_or_ci_high")
-        ]
-        later_present = bool((g["n_cells"].iloc[1:] > 0).any())
-        sig = np.isfinite(q) and q < alpha
-
-        if len(g) < 2:
-            cls, ev = "undetermined", f"only one timepoint ({t1}); no dynamics can be measured."
-        elif n1 == 0 or n2 == 0:
-            empty = t1 if n1 == 0 else t2
-            cls, ev = "undetermined", f"no clone-labelled malignant cells at {empty}."
-        elif k1 == 0 and later_present:
-            cls = "emergent"
-            limit = float(detection_limit([n1], probability=confidence)[0])
-            ev = (
-                f"not detected at {t1} among {n1} malignant cells (frequency < {percent(hi1)} at "
-                f"{lvl} confidence; detection limit {percent(limit)}); {k2}/{n2} ({percent(f2)}) "
-                f"at {t2}."
-            )
-        elif k2 == 0:
-            if hi2 < absent_upper:
-                cls = "eliminated"
-                limit = float(detection_limit([n2], probability=confidence)[0])
-                ev = (
-                    f"{k1}/{n1} ({percent(f1)}) at {t1}; none of {n2} malignant cells at {t2} "
-                    f"(frequency < {percent(hi2)} at {lvl} confidence; detection limit "
-                    f"{percent(limit)})."
-                )
-            else:
-                cls = "undetermined"
-                ev = (
-                    f"{k1}/{n1} ({percent(f1)}) at {t1}; none of {n2} malignant cells at {t2}, "
-                    f"too few to exclude a frequency up to {percent(hi2)}."
-                )
-        else:
-            fold = f2 / f1
-            change = (
-                f"{k1}/{n1} ({percent(f1)}) at {t1} to {k2}/{n2} ({percent(f2)}) at {t2}, "
-                f"{fold:.2f}-fold, Fisher p = {p:.2g}, BH-adjusted {q:.2g}"
-            )
-            if sig and fold >= min_fold:
-                cls, ev = "expanding", change + "."
-            elif sig and fold <= 1 / min_fold:
-                cls, ev = "contracting", change + "."
-            else:
-                cls = "persistent"
-                why = "not significant" if not sig else f"change below {min_fold:g}-fold"
-                ev = f"{change}: {why}."
+        first, last = (_Count.of(g.iloc[i], confidence) for i in (0, -1))
+        test = _first_vs_last_test(tests, patient, clone)
+        cls, evidence = _class_with_evidence(g, first, last, test, criteria)
         rows.append(
             {
                 "patient_id": patient,
@@ -531,29 +547,132 @@ def classify_clones(
                 "class": cls,
                 "resistant": cls in resistant_classes,
                 "sensitive": cls in sensitive_classes,
-                "detected_at_first": k1 > 0,
-                "first_timepoint": t1,
-                "first_n_cells": k1,
-                "first_n_malignant": n1,
-                "first_frequency": f1,
-                "first_ci_low": lo1,
-                "first_ci_high": hi1,
-                "last_timepoint": t2,
-                "last_n_cells": k2,
-                "last_n_malignant": n2,
-                "last_frequency": f2,
-                "last_ci_low": lo2,
-                "last_ci_high": hi2,
-                "p": p,
-                "p_adj": q,
-                "log2_or": lor[0],
-                "log2_or_ci_low": lor[1],
-                "log2_or_ci_high": lor[2],
-                "evidence": f"{clone} ({patient}): {ev}",
+                "detected_at_first": first.k > 0,
+                **first.columns("first_"),
+                **last.columns("last_"),
+                **test,
+                "evidence": f"{clone} ({patient}): {evidence}",
             }
         )
     # Explicit columns: a cohort without clones still gets a table downstream steps can read.
     return pd.DataFrame(rows, columns=CLASS_COLUMNS)
+
+
+class _Criteria(NamedTuple):
+    """Thresholds of :func:`classify_clones`."""
+
+    alpha: float
+    min_fold: float
+    absent_upper: float
+    confidence: float
+
+    @classmethod
+    def checked(cls, alpha, min_fold, absent_upper, confidence) -> _Criteria:
+        if min_fold < 1 or not 0 < absent_upper < 1 or not 0 < alpha < 1:
+            raise InputError(
+                f"classify_clones: need min_fold >= 1, 0 < absent_upper < 1 and 0 < alpha < 1 "
+                f"(got {min_fold}, {absent_upper}, {alpha}); fix the clones section of the "
+                "config."
+            )
+        return cls(alpha, min_fold, absent_upper, confidence)
+
+
+@dataclass(frozen=True)
+class _Count:
+    """A clone's ``k`` cells among the ``n`` clone-labelled compartment cells at a timepoint,
+    with the frequency and its exact interval."""
+
+    timepoint: str
+    k: int
+    n: int
+    frequency: float
+    ci_low: float
+    ci_high: float
+
+    @classmethod
+    def of(cls, row: pd.Series, confidence: float) -> _Count:
+        k, n = int(row["n_cells"]), int(row["n_malignant"])
+        lo, hi = (float(v[0]) for v in clopper_pearson([k], [n], confidence=confidence))
+        return cls(row["timepoint"], k, n, k / n if n else np.nan, lo, hi)
+
+    def columns(self, prefix: str) -> dict:
+        values = (self.timepoint, self.k, self.n, self.frequency, self.ci_low, self.ci_high)
+        names = ("timepoint", "n_cells", "n_malignant", "frequency", "ci_low", "ci_high")
+        return {prefix + name: v for name, v in zip(names, values, strict=True)}
+
+    def share(self) -> str:
+        return f"{self.k}/{self.n} ({percent(self.frequency)})"
+
+
+def _first_vs_last_test(first_vs_last: pd.DataFrame, patient: str, clone: str) -> dict:
+    """The clone's first-vs-last ``p``, ``p_adj`` and log2 odds ratio; NaN without one."""
+    names = ("p", "p_adj", "log2_or", "log2_or_ci_low", "log2_or_ci_high")
+    if (patient, clone) not in first_vs_last.index:
+        return dict.fromkeys(names, np.nan)
+    row = first_vs_last.loc[(patient, clone)]
+    return {name: float(row[name]) for name in names}
+
+
+def _class_with_evidence(
+    g: pd.DataFrame, first: _Count, last: _Count, test: dict, criteria: _Criteria
+) -> tuple[str, str]:
+    """The class of one clone (its rows ``g`` of the frequency table, in timepoint order) and
+    the sentence that justifies it."""
+    if len(g) < 2:
+        return "undetermined", (
+            f"only one timepoint ({first.timepoint}); no dynamics can be measured."
+        )
+    if first.n == 0 or last.n == 0:
+        empty = first.timepoint if first.n == 0 else last.timepoint
+        return "undetermined", f"no clone-labelled malignant cells at {empty}."
+    if first.k == 0 and (g["n_cells"].iloc[1:] > 0).any():
+        bound = _absence_bound(first, criteria.confidence)
+        return "emergent", (
+            f"not detected at {first.timepoint} among {first.n} malignant cells {bound}; "
+            f"{last.share()} at {last.timepoint}."
+        )
+    if last.k == 0:
+        return _absent_at_last(first, last, criteria)
+    return _change_class(first, last, test, criteria)
+
+
+def _absence_bound(count: _Count, confidence: float) -> str:
+    """How high a frequency the sample could have missed, for a clone with no cells in it."""
+    limit = float(detection_limit([count.n], probability=confidence)[0])
+    return (
+        f"(frequency < {percent(count.ci_high)} at {100 * confidence:g}% confidence; "
+        f"detection limit {percent(limit)})"
+    )
+
+
+def _absent_at_last(first: _Count, last: _Count, criteria: _Criteria) -> tuple[str, str]:
+    """``eliminated`` when the last sample was deep enough for absence to mean something."""
+    seen = f"{first.share()} at {first.timepoint}; none of {last.n} malignant cells at "
+    if last.ci_high < criteria.absent_upper:
+        bound = _absence_bound(last, criteria.confidence)
+        return "eliminated", f"{seen}{last.timepoint} {bound}."
+    return "undetermined", (
+        f"{seen}{last.timepoint}, too few to exclude a frequency up to {percent(last.ci_high)}."
+    )
+
+
+def _change_class(first: _Count, last: _Count, test: dict, criteria: _Criteria) -> tuple[str, str]:
+    """``expanding`` or ``contracting`` when the change is significant and at least
+    ``min_fold``-fold, ``persistent`` otherwise."""
+    fold = last.frequency / first.frequency
+    alpha, min_fold = criteria.alpha, criteria.min_fold
+    q = test["p_adj"]
+    significant = np.isfinite(q) and q < alpha
+    change = (
+        f"{first.share()} at {first.timepoint} to {last.share()} at {last.timepoint}, "
+        f"{fold:.2f}-fold, Fisher p = {test['p']:.2g}, BH-adjusted {q:.2g}"
+    )
+    if significant and fold >= min_fold:
+        return "expanding", change + "."
+    if significant and fold <= 1 / min_fold:
+        return "contracting", change + "."
+    why = "not significant" if not significant else f"change below {min_fold:g}-fold"
+    return "persistent", f"{change}: {why}."
 
 
 def cohort_model(
@@ -603,11 +722,20 @@ def cohort_model(
         Per patient x timepoint: ``surviving_cells``, ``n_malignant``, ``surviving_fraction``,
         plus per patient ``n_surviving_clones`` and ``n_detected_at_first``.
     """
-    # the submodules, not statsmodels.api, which imports every model (seconds)
-    from statsmodels.genmod import families
-    from statsmodels.genmod.generalized_linear_model import GLM
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+    tp = _surviving_per_timepoint(freqs, classes, surviving_classes)
+    summary = {
+        "surviving_classes": list(surviving_classes),
+        **_surviving_trend(tp, confidence),
+        **_detected_at_first(tp, confidence),
+    }
+    return summary, tp
 
+
+def _surviving_per_timepoint(
+    freqs: pd.DataFrame, classes: pd.DataFrame, surviving_classes: tuple[str, ...]
+) -> pd.DataFrame:
+    """Per patient x timepoint: the surviving clones' cells and share of the compartment, and
+    per patient the number of surviving clones and of those detected at the first timepoint."""
     res_cl = classes[classes["class"].isin(surviving_classes)][["patient_id", "clone"]]
     marked = freqs.merge(res_cl.assign(_res=True), on=["patient_id", "clone"], how="left")
     marked["_res"] = marked["_res"].eq(True)
@@ -626,79 +754,100 @@ def cohort_model(
     tp["n_detected_at_first"] = (
         tp["patient_id"].map(per_clone["detected_at_first"].sum()).fillna(0).astype(int)
     )
+    return tp
 
-    summary = {
-        "surviving_classes": list(surviving_classes),
+
+def _surviving_trend(tp: pd.DataFrame, confidence: float) -> dict:
+    """The timepoint coefficient of the quasi-binomial GLM, fitted to the timepoints with
+    compartment cells of patients with two or more of them; NaN, with a note, without a fit."""
+    fit_data = tp[tp["n_malignant"] > 0]
+    multi = fit_data.groupby("patient_id")["timepoint_order"].nunique()
+    fit_data = fit_data[fit_data["patient_id"].isin(multi.index[multi > 1])]
+    trend = {
         "coef_log_odds_per_step": np.nan,
         "ci_low": np.nan,
         "ci_high": np.nan,
         "p": np.nan,
         "dispersion": np.nan,
         "n_patients": int(tp["patient_id"].nunique()),
-        "n_observations": 0,
+        "n_observations": int(len(fit_data)),
         "note": "",
     }
-    fit_data = tp[tp["n_malignant"] > 0]
-    multi = fit_data.groupby("patient_id")["timepoint_order"].nunique()
-    fit_data = fit_data[fit_data["patient_id"].isin(multi.index[multi > 1])]
-    summary["n_observations"] = int(len(fit_data))
     if fit_data.empty or fit_data["surviving_cells"].sum() == 0:
-        summary["note"] = "no patient with two timepoints and surviving-clone cells; no model."
+        trend["note"] = "no patient with two timepoints and surviving-clone cells; no model."
     else:
-        patients = pd.get_dummies(fit_data["patient_id"], drop_first=True, dtype=float)
-        design = pd.concat([patients, fit_data["timepoint_order"].astype(float)], axis=1)
-        design.insert(0, "const", 1.0)
-        endog = np.column_stack(
-            [fit_data["surviving_cells"], fit_data["n_malignant"] - fit_data["surviving_cells"]]
-        ).astype(float)
-        df_resid = len(fit_data) - design.shape[1]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = GLM(endog, design, family=families.Binomial()).fit()
-        trouble = [
-            w
-            for w in caught
-            if issubclass(w.category, (PerfectSeparationWarning, ConvergenceWarning))
-        ]
-        # quasi-binomial: Pearson dispersion on the count scale (statsmodels' scale="X2"
-        # leaves the number of trials out when endog is (successes, failures))
-        n_tot = endog.sum(axis=1)
-        mu = np.clip(np.asarray(fit.mu), 1e-12, 1 - 1e-12)
-        if df_resid > 0:
-            x2 = (((endog[:, 0] - n_tot * mu) ** 2) / (n_tot * mu * (1 - mu))).sum()
-            phi = max(float(x2 / df_resid), 1.0)
-            tdist = stats.t(df_resid)
-        else:
-            phi, tdist = 1.0, stats.norm
-        coef = float(fit.params["timepoint_order"])
-        se = float(np.sqrt(fit.cov_params().loc["timepoint_order", "timepoint_order"] * phi))
-        crit = tdist.ppf(0.5 + confidence / 2)
-        summary.update(
-            coef_log_odds_per_step=coef,
-            ci_low=coef - crit * se,
-            ci_high=coef + crit * se,
-            p=float(2 * tdist.sf(abs(coef / se))),
-            dispersion=phi,
-        )
-        notes = []
-        if df_resid <= 0:
-            notes.append("no residual degrees of freedom: dispersion fixed at 1 (binomial).")
-        if trouble:
-            notes.append(
-                "fit did not converge cleanly (separation: a share of 0 or 1); "
-                "treat the coefficient as unreliable."
-            )
-        summary["note"] = " ".join(notes)
+        trend.update(_quasi_binomial_trend(fit_data, confidence))
+    return trend
 
+
+def _quasi_binomial_trend(fit_data: pd.DataFrame, confidence: float) -> dict:
+    """Binomial GLM with patient fixed effects and a linear ``timepoint_order``, its
+    timepoint coefficient's interval and p widened by the Pearson dispersion."""
+    # the submodules, not statsmodels.api, which imports every model (seconds)
+    from statsmodels.genmod import families
+    from statsmodels.genmod.generalized_linear_model import GLM
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+    patients = pd.get_dummies(fit_data["patient_id"], drop_first=True, dtype=float)
+    design = pd.concat([patients, fit_data["timepoint_order"].astype(float)], axis=1)
+    design.insert(0, "const", 1.0)
+    endog = np.column_stack(
+        [fit_data["surviving_cells"], fit_data["n_malignant"] - fit_data["surviving_cells"]]
+    ).astype(float)
+    df_resid = len(fit_data) - design.shape[1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = GLM(endog, design, family=families.Binomial()).fit()
+    trouble = [
+        w for w in caught if issubclass(w.category, (PerfectSeparationWarning, ConvergenceWarning))
+    ]
+    phi, tdist = _pearson_dispersion(endog, np.asarray(fit.mu), df_resid)
+    coef = float(fit.params["timepoint_order"])
+    se = float(np.sqrt(fit.cov_params().loc["timepoint_order", "timepoint_order"] * phi))
+    crit = tdist.ppf(0.5 + confidence / 2)
+    notes = []
+    if df_resid <= 0:
+        notes.append("no residual degrees of freedom: dispersion fixed at 1 (binomial).")
+    if trouble:
+        notes.append(
+            "fit did not converge cleanly (separation: a share of 0 or 1); "
+            "treat the coefficient as unreliable."
+        )
+    return {
+        "coef_log_odds_per_step": coef,
+        "ci_low": coef - crit * se,
+        "ci_high": coef + crit * se,
+        "p": float(2 * tdist.sf(abs(coef / se))),
+        "dispersion": phi,
+        "note": " ".join(notes),
+    }
+
+
+def _pearson_dispersion(endog: np.ndarray, mu: np.ndarray, df_resid: int):
+    """Quasi-binomial dispersion (Pearson chi-square on the count scale over the residual
+    degrees of freedom, floored at 1) and the t distribution for intervals; 1 and the normal
+    without residual degrees of freedom."""
+    # statsmodels' scale="X2" leaves the number of trials out when endog is (successes,
+    # failures), hence by hand
+    if df_resid <= 0:
+        return 1.0, stats.norm
+    n_tot = endog.sum(axis=1)
+    mu = np.clip(mu, 1e-12, 1 - 1e-12)
+    x2 = (((endog[:, 0] - n_tot * mu) ** 2) / (n_tot * mu * (1 - mu))).sum()
+    return max(float(x2 / df_resid), 1.0), stats.t(df_resid)
+
+
+def _detected_at_first(tp: pd.DataFrame, confidence: float) -> dict:
+    """Patients with a surviving clone, and the fraction in whom every one of them was
+    detected at the first timepoint, with an exact interval."""
     pat = tp.drop_duplicates("patient_id")
     with_res = pat[pat["n_surviving_clones"] > 0]
     n_all = int((with_res["n_detected_at_first"] == with_res["n_surviving_clones"]).sum())
     lo, hi = clopper_pearson([n_all], [len(with_res)], confidence=confidence)
-    summary.update(
-        n_patients_with_surviving=int(len(with_res)),
-        n_patients_all_detected_at_first=n_all,
-        fraction_detected_at_first=n_all / len(with_res) if len(with_res) else np.nan,
-        fraction_detected_at_first_ci_low=float(lo[0]),
-        fraction_detected_at_first_ci_high=float(hi[0]),
-    )
-    return summary, tp
+    return {
+        "n_patients_with_surviving": int(len(with_res)),
+        "n_patients_all_detected_at_first": n_all,
+        "fraction_detected_at_first": n_all / len(with_res) if len(with_res) else np.nan,
+        "fraction_detected_at_first_ci_low": float(lo[0]),
+        "fraction_detected_at_first_ci_high": float(hi[0]),
+    }

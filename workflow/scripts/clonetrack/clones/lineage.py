@@ -24,8 +24,8 @@ def _record(adata: AnnData, step: str, sample_id: str, params: dict) -> None:
     store[str(sample_id)] = params
 
 
-def _sample_cells(adata: AnnData, sample_id: str) -> pd.Index:
-    """obs_names of the sample's cells, indexed by their original barcode."""
+def _sample_cells(adata: AnnData, sample_id: str) -> tuple[pd.Index, pd.Series]:
+    """obs_names of the sample's cells, and their original barcodes."""
     for col in ("sample_id", "barcode"):
         if col not in adata.obs:
             raise InputError(
@@ -97,6 +97,35 @@ def assign_given_clones(
     unmatched
         Table rows whose barcode is not a cell of the sample (after QC, or a typo).
     """
+    tab = _checked_clone_table(table, sample_id=sample_id, min_confidence=min_confidence)
+    _, barcodes = _sample_cells(adata, sample_id)
+    in_sample = set(barcodes)
+    unmatched = table[~table["barcode"].astype(str).isin(in_sample).to_numpy()]
+    usable = _most_confident_row(tab)
+    usable = usable[usable["barcode"].isin(in_sample)]
+    n_low = 0
+    if min_confidence is not None:
+        ok = usable["confidence"] >= min_confidence  # NaN compares False: missing = low
+        n_low = int((~ok).sum())
+        usable = usable[ok]
+    labels = pd.Series(usable["clone_id"].to_numpy(), index=usable["barcode"].to_numpy())
+    _, per_cell = _apply_labels(adata, sample_id, labels, "given")
+    report = {
+        "n_cells": int(len(per_cell)),
+        "n_assigned": int((per_cell != UNASSIGNED).sum()),
+        "n_low_confidence": n_low,
+        "n_table_rows_unmatched": int(len(unmatched)),
+    }
+    params = {"min_confidence": min_confidence, **report}
+    _record(adata, "assign_given_clones", sample_id, params)
+    return report, unmatched
+
+
+def _checked_clone_table(
+    table: pd.DataFrame, *, sample_id: str, min_confidence: float | None
+) -> pd.DataFrame:
+    """A copy of the clone table with string barcodes and clone ids, after checking its columns,
+    empty cells, the reserved id and barcodes given two clones."""
     missing = {"barcode", "clone_id"} - set(table.columns)
     if missing:
         raise InputError(
@@ -131,38 +160,16 @@ def assign_given_clones(
             f"clone table of sample {sample_id!r}: barcodes {list(conflicting[:5])} are given "
             f"different clone ids (rows {list(rows[:10])}); keep one row per barcode."
         )
+    return tab
+
+
+def _most_confident_row(tab: pd.DataFrame) -> pd.DataFrame:
+    """One row per barcode: a barcode listed twice (with one clone) keeps its most confident
+    row, or its first without a ``confidence`` column."""
     if "confidence" in tab:
-        tab["confidence"] = pd.to_numeric(tab["confidence"], errors="coerce")
-        # a duplicated barcode keeps its most confident row
+        tab = tab.assign(confidence=pd.to_numeric(tab["confidence"], errors="coerce"))
         tab = tab.sort_values("confidence", ascending=False, na_position="last")
-    dedup = tab.drop_duplicates("barcode", keep="first")
-
-    _, barcodes = _sample_cells(adata, sample_id)
-    matched = dedup["barcode"].isin(set(barcodes))
-    unmatched = table[~table["barcode"].astype(str).isin(set(barcodes)).to_numpy()]
-    usable = dedup[matched]
-    if min_confidence is not None:
-        ok = usable["confidence"] >= min_confidence  # NaN compares False: missing = low
-        n_low = int((~ok).sum())
-        usable = usable[ok]
-    else:
-        n_low = 0
-    labels = pd.Series(usable["clone_id"].to_numpy(), index=usable["barcode"].to_numpy())
-    _, per_cell = _apply_labels(adata, sample_id, labels, "given")
-
-    report = {
-        "n_cells": int(len(per_cell)),
-        "n_assigned": int((per_cell != UNASSIGNED).sum()),
-        "n_low_confidence": n_low,
-        "n_table_rows_unmatched": int(len(unmatched)),
-    }
-    _record(
-        adata,
-        "assign_given_clones",
-        sample_id,
-        {"min_confidence": min_confidence, **report},
-    )
-    return report, unmatched
+    return tab.drop_duplicates("barcode", keep="first")
 
 
 def _counts_matrix(barcode_counts: AnnData) -> sp.csr_matrix:
@@ -224,6 +231,46 @@ def call_lineage_clones(
     (UMIs, but fewer than ``min_barcodes`` barcodes pass the filters), ``singleton`` (clone
     smaller than ``min_cells_per_clone``).
     """
+    _check_lineage_settings(
+        min_umi, min_fraction, min_barcodes, jaccard_threshold, min_cells_per_clone
+    )
+    X = _counts_matrix(barcode_counts)
+    total = np.asarray(X.sum(axis=1)).ravel()
+    kept = _kept_barcodes(X, total, min_umi=min_umi, min_fraction=min_fraction)
+    n_kept = np.diff(kept.indptr)
+    signature = _signatures(kept, np.asarray(barcode_counts.var_names, dtype=str))
+    signed = np.flatnonzero(n_kept >= min_barcodes)  # the cells with a signature
+    group = _link_signatures(kept, signed, signature[signed], jaccard_threshold)
+    clone_size, clone_id, status = _name_clones(
+        total, signed, group, signature[signed], min_cells_per_clone, clone_prefix
+    )
+    return _calls_table(
+        barcode_counts.obs,
+        {
+            "n_barcode_umis": total.astype(int),
+            "n_barcodes_detected": np.diff(X.indptr).astype(int),
+            "n_barcodes_kept": n_kept.astype(int),
+            "signature": signature,
+            "clone_size": clone_size,
+            "clone_id": clone_id,
+            "status": pd.Categorical(status, categories=LINEAGE_STATUSES),
+        },
+    )
+
+
+def _calls_table(obs: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """``columns`` after each cell's original barcode (``obs["barcode"]``, else its name) and
+    its ``sample_id`` where ``obs`` has one."""
+    barcode = obs["barcode"] if "barcode" in obs else obs.index
+    out = pd.DataFrame({"barcode": np.asarray(barcode.astype(str)), **columns})
+    if "sample_id" in obs:
+        out.insert(1, "sample_id", obs["sample_id"].astype(str).to_numpy())
+    return out
+
+
+def _check_lineage_settings(
+    min_umi, min_fraction, min_barcodes, jaccard_threshold, min_cells_per_clone
+) -> None:
     if min_umi < 1 or not 0 <= min_fraction <= 1 or min_barcodes < 1 or min_cells_per_clone < 1:
         raise InputError(
             "call_lineage_clones: need min_umi >= 1, 0 <= min_fraction <= 1, min_barcodes >= 1 "
@@ -234,80 +281,84 @@ def call_lineage_clones(
         raise InputError(
             f"jaccard_threshold must lie in (0, 1], got {jaccard_threshold}; fix the config."
         )
-    X = _counts_matrix(barcode_counts)
-    n = X.shape[0]
-    total = np.asarray(X.sum(axis=1)).ravel()
-    detected = np.diff(X.indptr)
 
-    # per-entry filters, row total broadcast to each stored value
-    row_of = np.repeat(np.arange(n), detected)
+
+def _kept_barcodes(
+    X: sp.csr_matrix, total: np.ndarray, *, min_umi: int, min_fraction: float
+) -> sp.csr_matrix:
+    """Binary cells x barcodes: the barcodes with at least ``min_umi`` UMIs and at least
+    ``min_fraction`` of the cell's barcode UMIs (``total``)."""
+    # the row total broadcast to each stored value
+    row_of = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
     keep = (X.data >= min_umi) & (X.data >= min_fraction * total[row_of])
-    K = sp.csr_matrix((keep.astype(np.int32), X.indices, X.indptr), shape=X.shape)
-    K.eliminate_zeros()
-    n_kept = np.diff(K.indptr)
-    names = np.asarray(barcode_counts.var_names, dtype=str)
-    signature = np.array(
-        ["+".join(sorted(names[K.indices[K.indptr[i] : K.indptr[i + 1]]])) for i in range(n)],
+    # copies: eliminate_zeros would otherwise shrink X's own index arrays in place
+    kept = sp.csr_matrix((keep.astype(np.int32), X.indices.copy(), X.indptr.copy()), shape=X.shape)
+    kept.eliminate_zeros()
+    return kept
+
+
+def _signatures(kept: sp.csr_matrix, names: np.ndarray) -> np.ndarray:
+    """Each cell's kept barcode names, sorted and joined by ``+`` (empty without any)."""
+    return np.array(
+        [
+            "+".join(sorted(names[kept.indices[kept.indptr[i] : kept.indptr[i + 1]]]))
+            for i in range(kept.shape[0])
+        ],
         dtype=object,
     )
-    has_sig = n_kept >= min_barcodes
 
-    # link cells: identical signatures always; similar ones when the threshold is below 1
-    idx = np.flatnonzero(has_sig)
-    sigs = pd.Series(signature[idx])
-    sig_codes, uniq_sigs = pd.factorize(sigs)
-    if jaccard_threshold < 1 and len(uniq_sigs) > 1:
-        first = pd.Series(idx).groupby(sig_codes).first().to_numpy()
-        B = K[first]  # one row per distinct signature, binary
-        inter = (B @ B.T).tocoo()
-        size = np.diff(B.indptr)
-        jac = inter.data / (size[inter.row] + size[inter.col] - inter.data)
-        linked = jac >= jaccard_threshold - 1e-12
-        G = sp.coo_matrix(
-            (np.ones(linked.sum()), (inter.row[linked], inter.col[linked])),
-            shape=(len(uniq_sigs), len(uniq_sigs)),
-        )
-        _, comp_of_sig = connected_components(G, directed=False)
-        group = comp_of_sig[sig_codes]
-    else:
-        group = sig_codes
 
+def _link_signatures(
+    kept: sp.csr_matrix, idx: np.ndarray, signatures: np.ndarray, jaccard_threshold: float
+) -> np.ndarray:
+    """A group number per cell of ``idx`` (cells with a signature): identical signatures
+    share one; below a threshold of 1, signatures at least that Jaccard-similar are linked
+    and a group is a connected set of them."""
+    sig_codes, uniq_sigs = pd.factorize(pd.Series(signatures))
+    if jaccard_threshold >= 1 or len(uniq_sigs) <= 1:
+        return sig_codes
+    first = pd.Series(idx).groupby(sig_codes).first().to_numpy()
+    B = kept[first]  # one row per distinct signature, binary
+    inter = (B @ B.T).tocoo()
+    size = np.diff(B.indptr)
+    jac = inter.data / (size[inter.row] + size[inter.col] - inter.data)
+    linked = jac >= jaccard_threshold - 1e-12
+    G = sp.coo_matrix(
+        (np.ones(linked.sum()), (inter.row[linked], inter.col[linked])),
+        shape=(len(uniq_sigs), len(uniq_sigs)),
+    )
+    _, comp_of_sig = connected_components(G, directed=False)
+    return comp_of_sig[sig_codes]
+
+
+def _name_clones(
+    total: np.ndarray,
+    idx: np.ndarray,
+    group: np.ndarray,
+    signatures: np.ndarray,
+    min_cells_per_clone: int,
+    clone_prefix: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clone size, id and status per cell. Groups of at least ``min_cells_per_clone`` cells
+    become clones ``{clone_prefix}{rank}``, ranked by size, ties by the smallest signature
+    string so ids are reproducible; smaller ones are singletons."""
+    n = len(total)
     clone_size = np.zeros(n, dtype=int)
     clone_id = np.full(n, UNASSIGNED, dtype=object)
     status = np.where(total == 0, "no_barcode", "below_threshold").astype(object)
-    if len(idx):
-        sizes = np.bincount(group)
-        clone_size[idx] = sizes[group]
-        big = np.flatnonzero(sizes >= min_cells_per_clone)
-        # rank by size, ties by the smallest signature string so ids are reproducible
-        key = pd.DataFrame({"g": group, "sig": sigs.to_numpy()}).groupby("g")["sig"].min()
-        order = sorted(big, key=lambda g: (-sizes[g], key[g]))
-        width = max(3, len(str(len(order))))
-        name_of = {g: f"{clone_prefix}{r:0{width}d}" for r, g in enumerate(order, start=1)}
-        is_big = sizes[group] >= min_cells_per_clone
-        status[idx] = np.where(is_big, "assigned", "singleton")
-        clone_id[idx[is_big]] = [name_of[g] for g in group[is_big]]
-
-    obs = barcode_counts.obs
-    out = pd.DataFrame(
-        {
-            "barcode": (
-                obs["barcode"].astype(str).to_numpy()
-                if "barcode" in obs
-                else np.asarray(barcode_counts.obs_names, dtype=str)
-            ),
-            "n_barcode_umis": total.astype(int),
-            "n_barcodes_detected": detected.astype(int),
-            "n_barcodes_kept": n_kept.astype(int),
-            "signature": signature,
-            "clone_size": clone_size,
-            "clone_id": clone_id,
-            "status": pd.Categorical(status, categories=LINEAGE_STATUSES),
-        }
-    )
-    if "sample_id" in obs:
-        out.insert(1, "sample_id", obs["sample_id"].astype(str).to_numpy())
-    return out
+    if not len(idx):
+        return clone_size, clone_id, status
+    sizes = np.bincount(group)
+    clone_size[idx] = sizes[group]
+    big = np.flatnonzero(sizes >= min_cells_per_clone)
+    key = pd.DataFrame({"g": group, "sig": signatures}).groupby("g")["sig"].min()
+    order = sorted(big, key=lambda g: (-sizes[g], key[g]))
+    width = max(3, len(str(len(order))))
+    name_of = {g: f"{clone_prefix}{r:0{width}d}" for r, g in enumerate(order, start=1)}
+    is_big = sizes[group] >= min_cells_per_clone
+    status[idx] = np.where(is_big, "assigned", "singleton")
+    clone_id[idx[is_big]] = [name_of[g] for g in group[is_big]]
+    return clone_size, clone_id, status
 
 
 def attach_lineage_clones(

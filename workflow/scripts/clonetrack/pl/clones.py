@@ -8,8 +8,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from clonetrack.errors import InputError
-
 CLASS_COLOURS = {
     "expanding": "#d7301f",
     "persistent": "#fc8d59",
@@ -18,6 +16,12 @@ CLASS_COLOURS = {
     "eliminated": "#91bfdb",
     "undetermined": "#969696",
 }
+
+
+def _message(ax, text: str) -> None:
+    """Say on an empty panel why it holds nothing."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.axis("off")
 
 
 def _clone_colours(clones, classes: pd.DataFrame | None, patient_id: str) -> dict:
@@ -52,24 +56,38 @@ def plot_clone_dynamics(
     -------
     Figure with two axes: stacked areas of clone frequency (the compartment sums to 1 at each
     timepoint) over timepoint order, and the malignant fraction of all cells with its interval.
+    A patient without rows in ``freqs`` (no clone in any sample) gets one panel saying so.
     """
     f = freqs[freqs["patient_id"] == patient_id]
     if f.empty:
-        raise InputError(f"patient {patient_id!r} has no rows in the clone frequency table.")
-    wide = f.pivot_table(
-        index="timepoint_order", columns="clone", values="frequency", aggfunc="first"
-    ).fillna(0.0)
-    # largest clone (by mean frequency) at the bottom
-    wide = wide[wide.mean().sort_values(ascending=False).index]
-    tp = f.drop_duplicates("timepoint_order").sort_values("timepoint_order")
-    colours = _clone_colours(list(wide.columns), classes, patient_id)
-
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        _message(ax, f"{patient_id}: no clones were defined (see the clone sources table).")
+        return fig
     fig, (ax, ax2) = plt.subplots(
         2, 1, figsize=(6, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    x = wide.index.to_numpy(dtype=float)
+    _stacked_frequencies(ax, f, patient_id, classes)
+    _malignant_fraction(ax2, f.drop_duplicates("timepoint_order").sort_values("timepoint_order"))
+    fig.tight_layout()
+    return fig
+
+
+def _stacked_frequencies(
+    ax, f: pd.DataFrame, patient_id: str, classes: pd.DataFrame | None
+) -> None:
+    """Each clone's share of the compartment over timepoint order, largest at the bottom."""
+    ax.set_title(f"{patient_id}: clone dynamics")
+    # timepoints without compartment cells have no frequency and drop out here
+    wide = f.pivot_table(
+        index="timepoint_order", columns="clone", values="frequency", aggfunc="first"
+    ).fillna(0.0)
+    if wide.empty:
+        _message(ax, "no malignant cell with a clone at any timepoint")
+        return
+    wide = wide[wide.mean().sort_values(ascending=False).index]
+    colours = _clone_colours(list(wide.columns), classes, patient_id)
     ax.stackplot(
-        x,
+        wide.index.to_numpy(dtype=float),
         wide.T.to_numpy(),
         labels=list(wide.columns),
         colors=[colours[c] for c in wide.columns],
@@ -78,7 +96,6 @@ def plot_clone_dynamics(
     )
     ax.set_ylim(0, 1)
     ax.set_ylabel("clone frequency\n(malignant cells with a clone)")
-    ax.set_title(f"{patient_id}: clone dynamics")
     if classes is not None:
         present = classes[classes["patient_id"] == patient_id]["class"].unique()
         handles = [Line2D([], [], color=CLASS_COLOURS.get(c, "#969696"), lw=6) for c in present]
@@ -86,6 +103,10 @@ def plot_clone_dynamics(
     elif wide.shape[1] <= 15:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
 
+
+def _malignant_fraction(ax, tp: pd.DataFrame) -> None:
+    """The malignant fraction of all cells at each timepoint (``tp``: one row each), with its
+    interval; tick labels give the compartment cells with a clone."""
     mf = tp["malignant_fraction"].to_numpy()
     err = np.vstack(
         [
@@ -93,47 +114,46 @@ def plot_clone_dynamics(
             tp["malignant_fraction_ci_high"].to_numpy() - mf,
         ]
     )
-    ax2.errorbar(tp["timepoint_order"], mf, yerr=err, marker="o", color="black", capsize=3)
-    ax2.set_ylim(0, 1)
-    ax2.set_ylabel("malignant\nfraction")
-    ax2.set_xticks(tp["timepoint_order"].to_numpy(dtype=float))
-    ax2.set_xticklabels(
+    ax.errorbar(tp["timepoint_order"], mf, yerr=err, marker="o", color="black", capsize=3)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("malignant\nfraction")
+    ax.set_xticks(tp["timepoint_order"].to_numpy(dtype=float))
+    ax.set_xticklabels(
         [f"{t}\n(n={n})" for t, n in zip(tp["timepoint"], tp["n_malignant"], strict=True)]
     )
-    fig.tight_layout()
-    return fig
 
 
 def plot_cohort_overview(freqs: pd.DataFrame, classes: pd.DataFrame) -> Figure:
     """Dot heatmap: one row per patient x clone, one column per timepoint label.
 
     Dot area is proportional to the clone's frequency, colour is its class; an open circle marks
-    a timepoint where the clone was not detected.
+    a timepoint where the clone was not detected. A cohort without clones gets one panel
+    saying so.
     """
-    order = freqs.groupby("timepoint")["timepoint_order"].median().sort_values().index.tolist()
     rows = classes.sort_values(["patient_id", "class", "clone"])[["patient_id", "clone", "class"]]
-    ylab = [f"{p} {c}" for p, c in zip(rows["patient_id"], rows["clone"], strict=True)]
-    ypos = {
-        (p, c): i for i, (p, c) in enumerate(zip(rows["patient_id"], rows["clone"], strict=True))
-    }
-    f = freqs[[(p, c) in ypos for p, c in zip(freqs["patient_id"], freqs["clone"], strict=True)]]
+    if rows.empty:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        _message(ax, "No clone in any sample (see the clone sources table).")
+        return fig
+    order = freqs.groupby("timepoint")["timepoint_order"].median().sort_values().index.tolist()
     cls = rows.set_index(["patient_id", "clone"])["class"]
-    y = np.array([ypos[(p, c)] for p, c in zip(f["patient_id"], f["clone"], strict=True)])
+    key = pd.MultiIndex.from_frame(freqs[["patient_id", "clone"]])
+    # a boolean array, not a list: an empty list would select columns
+    classed = np.asarray(key.isin(cls.index), dtype=bool)
+    f, key = freqs.loc[classed], key[classed]
+    y = cls.index.get_indexer(key)
     x = f["timepoint"].map({t: i for i, t in enumerate(order)}).to_numpy()
-    colour = [
-        CLASS_COLOURS.get(cls[(p, c)], "#969696")
-        for p, c in zip(f["patient_id"], f["clone"], strict=True)
-    ]
+    colour = np.array([CLASS_COLOURS.get(c, "#969696") for c in cls.loc[key]], dtype=object)
     freq = f["frequency"].fillna(0).to_numpy()
 
     fig, ax = plt.subplots(figsize=(1.2 * len(order) + 3, 0.25 * len(rows) + 1.5))
     seen = freq > 0
-    ax.scatter(x[seen], y[seen], s=20 + 400 * freq[seen], c=np.array(colour, dtype=object)[seen])
+    ax.scatter(x[seen], y[seen], s=20 + 400 * freq[seen], c=colour[seen])
     ax.scatter(x[~seen], y[~seen], s=12, facecolors="none", edgecolors="#bdbdbd")
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels(order, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(ylab, fontsize=7)
+    ax.set_yticklabels([f"{p} {c}" for p, c in cls.index], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(-0.5, len(order) - 0.5)
     present = list(dict.fromkeys(rows["class"]))
@@ -153,8 +173,7 @@ def plot_signature_scores(scores: pd.DataFrame, *, signatures: list[str]) -> Fig
         1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 3.6), squeeze=False
     )
     if scores.empty or not names:
-        axes[0, 0].text(0.5, 0.5, "No clone classed resistant or sensitive.", ha="center")
-        axes[0, 0].axis("off")
+        _message(axes[0, 0], "No clone classed resistant or sensitive.")
         return fig
     positions = {"sensitive": 0, "resistant": 1}
     colours = {"sensitive": CLASS_COLOURS["contracting"], "resistant": CLASS_COLOURS["expanding"]}
