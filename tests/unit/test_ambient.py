@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from clonetrack.qc import ambient
-from clonetrack.simulate import simulate_raw_droplets
+from clonetrack_sim import simulate_raw_droplets
 from scipy import sparse
 
 SOUP_GENES = {"HBB": 0.06, "HBA1": 0.04, "HBA2": 0.03, "PPBP": 0.03, "PF4": 0.02}
@@ -147,6 +147,27 @@ def test_non_expressed_estimate_is_the_ratio_over_non_making_clusters():
     rho, note = ambient.estimate_from_non_expressed(counts, soup, np.array([True, False]), clusters)
     assert rho == pytest.approx((12 + 8 + 11 + 9) / (4 * 1000 * 0.1))
     assert "from 4 cells in 2 clusters" in note
+
+
+@pytest.mark.parametrize(("making", "confidence"), [(12, 0.95), (0, 0.95), (3, 0.8)])
+def test_non_expressed_interval_is_the_exact_poisson_one(making, confidence):
+    """Garwood's exact interval of the soup UMIs, as a rate per expected soup UMI."""
+    from scipy import stats
+
+    soup = np.array([0.1, 0.9])
+    counts = sparse.csr_matrix(
+        np.array([[500, 500], [making, 1000 - making], [0, 1000], [0, 1000]], dtype=float)
+    )
+    clusters = np.array(["a", "b", "c", "d"])
+    rho, note = ambient.estimate_from_non_expressed(
+        counts, soup, np.array([True, False]), clusters, confidence=confidence
+    )
+    k, expected = float(making), 3 * 1000 * 0.1
+    alpha = 1 - confidence
+    low = stats.chi2.ppf(alpha / 2, 2 * k) / 2 / expected if k > 0 else 0.0
+    high = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2 / expected
+    assert rho == pytest.approx(k / expected)
+    assert note.startswith(f"{k / expected:.3f} [{low:.3f}, {high:.3f}] from 3 cells")
 
 
 def test_too_little_soup_of_the_genes_falls_back_to_markers():

@@ -77,6 +77,10 @@ def test_planted_genes_found_at_5pct_fdr_and_fold_change_recovered():
         (inside["log2fc_ci_low"] <= np.log2(3)) & (inside["log2fc_ci_high"] >= np.log2(3))
     ).mean()
     assert covered >= 0.8
+    # the Wald interval: the two-sided 95% normal quantile times the standard error
+    half = 1.959963984540054 * results["log2fc_se"]
+    np.testing.assert_array_equal(results["log2fc_ci_high"], results["log2fc"] + half)
+    np.testing.assert_array_equal(results["log2fc_ci_low"], results["log2fc"] - half)
     # T cells carry no planted change
     t_cells = results[results["cell_type"] == "T"]
     assert (t_cells["p_adj"] < 0.05).sum() <= 3

@@ -291,3 +291,52 @@ def test_batch_silhouette_skips_labels_with_a_cell_per_batch():
         )
     )
     assert score == pytest.approx(only_b)
+
+
+def _umap_cells(n_cells=240, seed=3):
+    """Cells on a UMAP with a categorical key of 12 levels (beyond tab10), one of 3 levels
+    whose categories are not in sorted order, and a text key."""
+    rng = np.random.default_rng(seed)
+    adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]))
+    adata.obsm["X_umap"] = rng.normal(size=(n_cells, 2))
+    adata.obs["many"] = pd.Categorical(rng.choice([f"k{i:02d}" for i in range(12)], n_cells))
+    adata.obs["few"] = pd.Categorical(
+        rng.choice(["zeta", "alpha", "mid"], n_cells), categories=["zeta", "alpha", "mid"]
+    )
+    adata.obs["text"] = rng.choice(["P2", "P1"], n_cells)
+    return adata
+
+
+@pytest.mark.parametrize(
+    "keys", [["many", "few", "text"], ["few", "absent", "text", "many", "few"]]
+)
+def test_umap_panels_colour_each_category_as_documented(keys):
+    """One panel per present key, titled by it; each category keeps one colour, tab10 by sorted
+    level up to 10 levels, tab20 beyond; the caller's object is left as it was."""
+    import matplotlib.pyplot as plt
+    from clonetrack import pl
+    from matplotlib.colors import to_hex
+
+    adata = _umap_cells()
+    before = adata.obs.copy()
+    fig = pl.plot_umaps(adata, keys=keys)
+    present = [k for k in keys if k in adata.obs]
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == present
+    for ax, key in zip(panels, present, strict=True):
+        points = max(ax.collections, key=lambda c: len(c.get_offsets()))
+        offsets = np.asarray(points.get_offsets())
+        assert len(offsets) == adata.n_obs
+        # each drawn point back to its cell, by its coordinates
+        cell = pd.Series(np.arange(adata.n_obs), index=map(tuple, adata.obsm["X_umap"]))
+        drawn = adata.obs[key].astype(str).to_numpy()[cell.loc[list(map(tuple, offsets))]]
+        levels = sorted(set(drawn))
+        cmap = plt.get_cmap("tab20" if len(levels) > 10 else "tab10")
+        expected = {level: to_hex(cmap(i % cmap.N)) for i, level in enumerate(levels)}
+        colours = [to_hex(c) for c in points.get_facecolors()]
+        assert colours == [expected[v] for v in drawn]
+        # draw order is shuffled, so no group is painted over the rest
+        assert not np.array_equal(cell.loc[list(map(tuple, offsets))], np.arange(adata.n_obs))
+    pd.testing.assert_frame_equal(adata.obs, before)
+    assert not adata.uns
+    plt.close(fig)

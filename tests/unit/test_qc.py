@@ -78,6 +78,33 @@ def test_mad_thresholds_equal_hand_computation():
     assert capped["min_total_counts"] >= 1500
 
 
+@pytest.mark.parametrize("n_cells", [7, 8, 500])
+def test_mad_thresholds_equal_the_hand_computation_exactly(n_cells):
+    rng = np.random.default_rng(n_cells)
+    obs = pd.DataFrame(
+        {
+            "total_counts": rng.lognormal(8, 0.6, n_cells).round(),
+            "n_genes_by_counts": rng.lognormal(7, 0.4, n_cells).round(),
+            "pct_counts_mt": rng.gamma(2.0, 2.5, n_cells),
+        }
+    )
+    params = qc.QCParams(min_counts=None, min_genes=None, max_pct_mito=None, min_mito_ceiling=0)
+
+    def mad(x):
+        return np.median(np.abs(x - np.median(x)))
+
+    t = qc.adaptive_thresholds(obs, params=params)
+    for metric, nmads in (
+        ("total_counts", params.nmads_counts),
+        ("n_genes_by_counts", params.nmads_genes),
+    ):
+        logged = np.log1p(obs[metric].to_numpy())
+        assert t[f"min_{metric}"] == float(np.expm1(np.median(logged) - nmads * mad(logged)))
+        assert t[f"max_{metric}"] == float(np.expm1(np.median(logged) + nmads * mad(logged)))
+    mito = obs["pct_counts_mt"].to_numpy()
+    assert t["max_pct_counts_mt"] == float(np.median(mito) + params.nmads_mito * mad(mito))
+
+
 def test_run_qc_removes_planted_bad_cells_and_ledger_balances():
     adata = make_sample()
     kept, cells, ledger = qc.run_qc(adata, sample_id="S1", params=qc.QCParams(), random_state=0)

@@ -1,6 +1,7 @@
 """Partial reads and file-level assembly of .h5ad files, checked against in-memory AnnData."""
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,8 +107,6 @@ def test_row_blocks_stack_to_the_partial_read(stored, cells):
 
 def test_row_blocks_by_mask_or_all_do_not_read_the_metadata(stored):
     """Pseudobulk jobs already hold the cells' metadata: a mask must not read obs again."""
-    import h5py
-
     path, adata = stored
     with h5py.File(path, "a") as f:
         del f["obs"]
@@ -142,6 +141,71 @@ def test_write_by_rows_round_trip_and_no_file_on_failure(stored, tmp_path):
             w.append(adata.X[:10])
             w.finish(meta)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["by_rows.h5ad", "merged.h5ad"]
+
+
+def _assert_read_back_equals(path, expected: ad.AnnData) -> None:
+    """``ad.read_h5ad(path)`` holds exactly ``expected``: matrices, metadata and mappings."""
+    back = ad.read_h5ad(path)
+    assert back.shape == expected.shape
+    np.testing.assert_array_equal(back.X.toarray(), expected.X.toarray())
+    assert back.X.dtype == expected.X.dtype
+    pd.testing.assert_frame_equal(back.obs, expected.obs)
+    pd.testing.assert_frame_equal(back.var, expected.var)
+    for mapping in ("layers", "obsm", "varm", "obsp", "varp"):
+        stored, wanted = getattr(back, mapping), getattr(expected, mapping)
+        assert sorted(stored) == sorted(wanted), mapping
+        for key in wanted:
+            value = stored[key].toarray() if sp.issparse(stored[key]) else stored[key]
+            target = wanted[key].toarray() if sp.issparse(wanted[key]) else wanted[key]
+            np.testing.assert_array_equal(value, target)
+    assert back.uns.keys() == expected.uns.keys()
+    np.testing.assert_equal(back.uns["clonetrack"], expected.uns["clonetrack"])
+    with h5py.File(path, "r") as f:  # the root is an AnnData element of anndata's spec
+        assert ad.io.read_elem(f).shape == expected.shape
+
+
+@pytest.mark.parametrize("n_cells", [60, 0])
+def test_files_written_by_rows_read_back_as_the_objects_written(stored, tmp_path, n_cells):
+    path, adata = stored
+    expected = adata[:n_cells].copy()
+    del expected.layers["counts"]
+    expected.var["mean"] = np.linspace(0, 1, expected.n_vars)
+    expected.varm["loadings"] = np.arange(2 * expected.n_vars, dtype=float).reshape(-1, 2)
+    expected.uns["clonetrack"]["settings"] = {"span": 0.3, "batches": np.array(["A", "B"])}
+    out = tmp_path / "by_rows.h5ad"
+    with store.write_by_rows(out) as writer:
+        for block in store.row_blocks(path, "X", cells=np.arange(60) < n_cells):
+            writer.append(block)
+        writer.finish(ad.AnnData(obs=expected.obs, var=expected.var, varm=dict(expected.varm),
+                                 obsm=dict(expected.obsm), obsp=dict(expected.obsp),
+                                 uns=dict(expected.uns)))  # fmt: skip
+    if not n_cells:  # an empty X is written as float32, whatever the source
+        expected.X = sp.csr_matrix((0, expected.n_vars), dtype=np.float32)
+    _assert_read_back_equals(out, expected)
+
+
+def test_assembled_file_reads_back_as_matrices_plus_cells(stored, tmp_path):
+    path, adata = stored
+    cells = store.read_parts(path, obsp=True)
+    cells.obs["cell_type"] = pd.Categorical(np.repeat(["HSC", "Mono", "T"], 20))
+    cells.obsm["X_umap"] = np.arange(120, dtype=np.float32).reshape(60, 2)
+    cells.uns["clonetrack"]["cluster"] = {"resolutions": [0.2, 0.4]}
+    doubled = ad.AnnData(X=adata.layers["counts"] * 2, obs=adata.obs, var=adata.var)
+    doubled.write_h5ad(tmp_path / "counts.h5ad")
+    store.assemble(
+        path, cells, tmp_path / "final.h5ad", layers={"counts": tmp_path / "counts.h5ad"}
+    )
+    expected = ad.AnnData(
+        X=adata.X,
+        obs=cells.obs,
+        var=adata.var,
+        obsm=dict(cells.obsm),
+        obsp=dict(cells.obsp),
+        layers={"counts": doubled.X},
+        uns=dict(cells.uns),
+    )
+    _assert_read_back_equals(tmp_path / "final.h5ad", expected)
+    assert list(store.var_names(tmp_path / "final.h5ad")) == list(adata.var_names)
 
 
 def test_group_rows_yield_each_groups_rows(stored):

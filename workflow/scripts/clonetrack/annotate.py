@@ -132,6 +132,116 @@ def _scaled_scores(
     return scores
 
 
+def _check_scoring_inputs(adata, markers, method, neighbors_key, layer):
+    """Refuse an unknown method, a malformed panel, or a missing graph or layer; return the
+    neighbour connectivities when ``neighbors_key`` is given (else ``None``)."""
+    if method not in METHODS:
+        raise InputError(f"annotation method {method!r} is not one of {METHODS}")
+    missing_cols = [c for c in ("cell_type", "gene", "weight") if c not in markers.columns]
+    if missing_cols:
+        raise InputError(f"marker panel lacks column(s) {missing_cols}; use load_markers()")
+    connectivities = None
+    if neighbors_key is not None:
+        ckey = adata.uns.get(neighbors_key, {}).get("connectivities_key")
+        if ckey is None or ckey not in adata.obsp:
+            raise InputError(
+                f"neighbors_key {neighbors_key!r}: no connectivities found; run sc.pp.neighbors"
+            )
+        connectivities = adata.obsp[ckey]
+    if layer is not None and layer not in adata.layers:
+        raise InputError(f"layer {layer!r} not in adata.layers ({list(adata.layers)})")
+    return connectivities
+
+
+def _scorable_panel(
+    markers: pd.DataFrame, var_names: pd.Index
+) -> tuple[pd.DataFrame, list[str], list[str], list[str]]:
+    """The panel rows of the classes that can be scored (at least two positive markers present
+    in the data), those classes, the panel's classes left out, and the panel genes absent."""
+    present = markers["gene"].isin(var_names)
+    missing = sorted(set(markers.loc[~present, "gene"]))
+    panel = markers[present]
+    n_pos = panel[panel["weight"] > 0].groupby("cell_type").size()
+    classes = [ct for ct in CELL_TYPES if n_pos.get(ct, 0) >= 2]
+    not_scored = [ct for ct in CELL_TYPES if ct in set(markers["cell_type"]) and ct not in classes]
+    if len(classes) < 2:
+        raise InputError(
+            f"only {len(classes)} cell type(s) have >= 2 positive markers in the data "
+            f"(missing genes: {missing[:20]}): "
+            f"{_why_panel_misses(markers['gene'], var_names)}"
+        )
+    return panel[panel["cell_type"].isin(classes)], classes, not_scored, missing
+
+
+def _score_genes_scores(
+    adata: AnnData, panel: pd.DataFrame, classes: list[str], layer: str | None, random_state: int
+) -> np.ndarray:
+    """:func:`scanpy.tl.score_genes` on each class's positive markers, one column per class."""
+    import scanpy as sc
+
+    scores = np.empty((adata.n_obs, len(classes)))
+    # a bare object, so scanpy's score column never lands in the caller's obs
+    tmp = AnnData(
+        X=adata.X if layer is None else adata.layers[layer],
+        var=pd.DataFrame(index=adata.var_names),
+    )
+    for j, ct in enumerate(classes):
+        pos = panel.loc[(panel["cell_type"] == ct) & (panel["weight"] > 0), "gene"]
+        sc.tl.score_genes(tmp, list(pos), score_name="s", random_state=random_state)
+        scores[:, j] = tmp.obs["s"].to_numpy()
+    return scores
+
+
+def _smooth_over_neighbours(
+    adata: AnnData, scores: np.ndarray, classes: list[str], connectivities
+) -> np.ndarray:
+    """Each cell's scores averaged with its neighbours', weighted by connectivity (itself: 1);
+    the unsmoothed ones are kept in ``obsm["cell_type_scores_raw"]``."""
+    adata.obsm["cell_type_scores_raw"] = pd.DataFrame(
+        scores, index=adata.obs_names, columns=classes
+    )
+    graph = sp.csr_matrix(connectivities) + sp.eye(scores.shape[0], format="csr")
+    return np.asarray(graph @ scores) / np.asarray(graph.sum(axis=1))
+
+
+def _class_scores(
+    adata: AnnData,
+    panel: pd.DataFrame,
+    classes: list[str],
+    method: str,
+    layer: str | None,
+    max_value: float,
+    random_state: int,
+) -> np.ndarray:
+    """Cells x ``classes`` scores by ``method``."""
+    if method == "score_genes":
+        return _score_genes_scores(adata, panel, classes, layer, random_state)
+    genes = sorted(set(panel["gene"]))
+    x = _dense_columns(adata, genes, layer)
+    return _scaled_scores(x, genes, panel, classes, max_value)
+
+
+def _label_best_class(
+    adata: AnnData,
+    key_added: str,
+    scores: np.ndarray,
+    classes: list[str],
+    min_score: float,
+    min_margin: float,
+) -> None:
+    """Label each cell with its best class, and record the score and its lead over the second
+    best; ``unassigned`` where the score or the lead falls short."""
+    order = np.argsort(-scores, axis=1)
+    rows = np.arange(scores.shape[0])
+    best = scores[rows, order[:, 0]]
+    margin = best - scores[rows, order[:, 1]]
+    label = np.asarray(classes, dtype=object)[order[:, 0]]
+    label[(best < min_score) | (margin < min_margin)] = UNASSIGNED
+    adata.obs[key_added] = pd.Categorical(label, categories=[*classes, UNASSIGNED])
+    adata.obs[f"{key_added}_score"] = best
+    adata.obs[f"{key_added}_margin"] = margin
+
+
 def score_cell_types(
     adata: AnnData,
     markers: pd.DataFrame,
@@ -190,71 +300,13 @@ def score_cell_types(
     InputError
         Unknown ``method``, a malformed panel, or fewer than two classes with enough markers.
     """
-    if method not in METHODS:
-        raise InputError(f"annotation method {method!r} is not one of {METHODS}")
-    missing_cols = [c for c in ("cell_type", "gene", "weight") if c not in markers.columns]
-    if missing_cols:
-        raise InputError(f"marker panel lacks column(s) {missing_cols}; use load_markers()")
-    conn = None
-    if neighbors_key is not None:
-        ckey = adata.uns.get(neighbors_key, {}).get("connectivities_key")
-        if ckey is None or ckey not in adata.obsp:
-            raise InputError(
-                f"neighbors_key {neighbors_key!r}: no connectivities found; run sc.pp.neighbors"
-            )
-        conn = adata.obsp[ckey]
-    if layer is not None and layer not in adata.layers:
-        raise InputError(f"layer {layer!r} not in adata.layers ({list(adata.layers)})")
-
-    present = markers["gene"].isin(adata.var_names)
-    missing = sorted(set(markers.loc[~present, "gene"]))
-    panel = markers[present]
-    n_pos = panel[panel["weight"] > 0].groupby("cell_type").size()
-    classes = [ct for ct in CELL_TYPES if n_pos.get(ct, 0) >= 2]
-    not_scored = [ct for ct in CELL_TYPES if ct in set(markers["cell_type"]) and ct not in classes]
-    if len(classes) < 2:
-        raise InputError(
-            f"only {len(classes)} cell type(s) have >= 2 positive markers in the data "
-            f"(missing genes: {missing[:20]}): "
-            f"{_why_panel_misses(markers['gene'], adata.var_names)}"
-        )
-    panel = panel[panel["cell_type"].isin(classes)]
-
-    if method == "scaled":
-        genes = sorted(set(panel["gene"]))
-        x = _dense_columns(adata, genes, layer)
-        scores = _scaled_scores(x, genes, panel, classes, max_value)
-    else:
-        import scanpy as sc
-
-        scores = np.empty((adata.n_obs, len(classes)))
-        tmp = AnnData(
-            X=adata.X if layer is None else adata.layers[layer],
-            var=pd.DataFrame(index=adata.var_names),
-        )
-        for j, ct in enumerate(classes):
-            pos = panel.loc[(panel["cell_type"] == ct) & (panel["weight"] > 0), "gene"]
-            sc.tl.score_genes(tmp, list(pos), score_name="s", random_state=random_state)
-            scores[:, j] = tmp.obs["s"].to_numpy()
-
-    if conn is not None:
-        adata.obsm["cell_type_scores_raw"] = pd.DataFrame(
-            scores, index=adata.obs_names, columns=classes
-        )
-        graph = sp.csr_matrix(conn) + sp.eye(adata.n_obs, format="csr")
-        scores = np.asarray(graph @ scores) / np.asarray(graph.sum(axis=1))
-
-    order = np.argsort(-scores, axis=1)
-    rows = np.arange(adata.n_obs)
-    best = scores[rows, order[:, 0]]
-    margin = best - scores[rows, order[:, 1]]
-    label = np.asarray(classes, dtype=object)[order[:, 0]]
-    label[(best < min_score) | (margin < min_margin)] = UNASSIGNED
-
+    connectivities = _check_scoring_inputs(adata, markers, method, neighbors_key, layer)
+    panel, classes, not_scored, missing = _scorable_panel(markers, adata.var_names)
+    scores = _class_scores(adata, panel, classes, method, layer, max_value, random_state)
+    if connectivities is not None:
+        scores = _smooth_over_neighbours(adata, scores, classes, connectivities)
     adata.obsm["cell_type_scores"] = pd.DataFrame(scores, index=adata.obs_names, columns=classes)
-    adata.obs[key_added] = pd.Categorical(label, categories=[*classes, UNASSIGNED])
-    adata.obs[f"{key_added}_score"] = best
-    adata.obs[f"{key_added}_margin"] = margin
+    _label_best_class(adata, key_added, scores, classes, min_score, min_margin)
     adata.uns.setdefault("clonetrack", {})["annotate"] = {
         "method": method,
         "min_score": float(min_score),

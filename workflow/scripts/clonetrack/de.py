@@ -10,12 +10,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
+from scipy.stats import norm
 
 from clonetrack.vocabulary import UNASSIGNED
 
 log = logging.getLogger(__name__)
 
-Z_95 = 1.959963984540054
+# two-sided 95% normal quantile, for the fold change's Wald interval
+Z_95 = float(norm.ppf(0.975))
 
 
 def _group_ids(frame: pd.DataFrame, groupby: list[str]) -> tuple[pd.DataFrame, pd.Series]:
@@ -181,6 +183,113 @@ def deseq_contrast(
     return contrast_table(dds, factor=factor, level=level, reference=reference)
 
 
+RESULT_COLUMNS = (
+    "cell_type",
+    "contrast",
+    "gene",
+    "base_mean",
+    "log2fc",
+    "log2fc_se",
+    "log2fc_ci_low",
+    "log2fc_ci_high",
+    "stat",
+    "p",
+    "p_adj",
+)
+SUMMARY_COLUMNS = (
+    "cell_type",
+    "contrast",
+    "n_pseudobulks_available",
+    "n_pseudobulks_below_min_cells",
+    "n_patients",
+    "n_cells",
+    "status",
+    "n_genes_tested",
+    "n_significant_5pct_fdr",
+)
+
+
+def _untestable_cell_type(
+    cell_type: str, in_type: pd.DataFrame, timepoints: list[str], reference: str
+) -> dict:
+    """The summary row of a cell type with no contrast to test, and why."""
+    return {
+        "cell_type": cell_type,
+        "contrast": "",
+        "n_pseudobulks_available": len(in_type),
+        "status": (
+            f"skipped: no timepoint other than the reference {reference!r} in the data"
+            if not timepoints
+            else f"skipped: no {cell_type} cells at the reference {reference!r}"
+        ),
+    }
+
+
+def _contrasts(
+    cell_type: str,
+    in_type: pd.DataFrame,
+    enough: pd.DataFrame,
+    timepoints: list[str],
+    reference: str,
+    min_cells: int,
+    min_patients: int,
+) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """One summary row per timepoint against ``reference``, and the patients of each testable
+    one (those with ``min_cells`` cells at both timepoints, when there are ``min_patients``)."""
+    rows, testable = {}, {}
+    for level in timepoints:
+        pair = in_type[in_type["timepoint"].isin([reference, level])]
+        both = enough[enough["timepoint"].isin([reference, level])]
+        per_patient = both.groupby("patient_id")["timepoint"].nunique()
+        patients = sorted(per_patient.index[per_patient == 2])
+        rows[level] = {
+            "cell_type": cell_type,
+            "contrast": f"{level}_vs_{reference}",
+            "n_pseudobulks_available": len(pair),
+            "n_pseudobulks_below_min_cells": int((pair["n_cells"] < min_cells).sum()),
+            "n_patients": len(patients),
+            "n_cells": int(both[both["patient_id"].isin(patients)]["n_cells"].sum()),
+        }
+        if len(patients) >= min_patients:
+            testable[level] = patients
+        else:
+            rows[level]["status"] = (
+                f"skipped: {len(patients)} patient(s) with >= {min_cells} cells at both "
+                f"{reference} and {level}; need {min_patients}"
+            )
+    return rows, testable
+
+
+def _test_cell_type(
+    counts: pd.DataFrame,
+    enough: pd.DataFrame,
+    testable: dict[str, list[str]],
+    reference: str,
+    *,
+    random_state: int,
+    n_cpus: int,
+) -> dict[str, pd.DataFrame]:
+    """Each testable timepoint's table against ``reference``, from one paired model."""
+    # One fit per cell type over every testable timepoint: patients contribute all their
+    # pseudobulks, and each contrast is a Wald test on the shared model.
+    patients = sorted(set().union(*testable.values()))
+    used = enough[
+        enough["patient_id"].isin(patients) & enough["timepoint"].isin([reference, *testable])
+    ]
+    genes = expressed_genes(counts.loc[used.index], used["timepoint"])
+    dds = fit_deseq(
+        counts.loc[used.index, genes],
+        used[["patient_id", "timepoint"]],
+        design="~ patient_id + timepoint",
+        random_state=random_state,
+        n_cpus=n_cpus,
+    )
+    return {
+        level: contrast_table(dds, factor="timepoint", level=level, reference=reference)
+        for level in testable
+    }
+
+
 def timepoint_de(
     counts: pd.DataFrame,
     meta: pd.DataFrame,
@@ -216,59 +325,17 @@ def timepoint_de(
     for cell_type in sorted(set(meta[cell_type_key]) - set(skip_types)):
         in_type = meta[meta[cell_type_key] == cell_type]
         if not timepoints or reference not in set(in_type["timepoint"]):
-            summary.append(
-                {
-                    "cell_type": cell_type,
-                    "contrast": "",
-                    "n_pseudobulks_available": len(in_type),
-                    "status": (
-                        f"skipped: no timepoint other than the reference {reference!r} in the data"
-                        if not timepoints
-                        else f"skipped: no {cell_type} cells at the reference {reference!r}"
-                    ),
-                }
-            )
+            summary.append(_untestable_cell_type(cell_type, in_type, timepoints, reference))
             continue
         enough = in_type[in_type["n_cells"] >= min_cells]
-        rows, testable = {}, {}
-        for level in timepoints:
-            pair = in_type[in_type["timepoint"].isin([reference, level])]
-            both = enough[enough["timepoint"].isin([reference, level])]
-            per_patient = both.groupby("patient_id")["timepoint"].nunique()
-            patients = sorted(per_patient.index[per_patient == 2])
-            rows[level] = {
-                "cell_type": cell_type,
-                "contrast": f"{level}_vs_{reference}",
-                "n_pseudobulks_available": len(pair),
-                "n_pseudobulks_below_min_cells": int((pair["n_cells"] < min_cells).sum()),
-                "n_patients": len(patients),
-                "n_cells": int(both[both["patient_id"].isin(patients)]["n_cells"].sum()),
-            }
-            if len(patients) >= min_patients:
-                testable[level] = patients
-            else:
-                rows[level]["status"] = (
-                    f"skipped: {len(patients)} patient(s) with >= {min_cells} cells at both "
-                    f"{reference} and {level}; need {min_patients}"
-                )
+        rows, testable = _contrasts(
+            cell_type, in_type, enough, timepoints, reference, min_cells, min_patients
+        )
         if testable:
-            # One fit per cell type over every testable timepoint: patients contribute all their
-            # pseudobulks, and each contrast is a Wald test on the shared model.
-            patients = sorted(set().union(*testable.values()))
-            used = enough[
-                enough["patient_id"].isin(patients)
-                & enough["timepoint"].isin([reference, *testable])
-            ]
-            genes = expressed_genes(counts.loc[used.index], used["timepoint"])
-            dds = fit_deseq(
-                counts.loc[used.index, genes],
-                used[["patient_id", "timepoint"]],
-                design="~ patient_id + timepoint",
-                random_state=random_state,
-                n_cpus=n_cpus,
+            tables = _test_cell_type(
+                counts, enough, testable, reference, random_state=random_state, n_cpus=n_cpus
             )
-            for level in testable:
-                table = contrast_table(dds, factor="timepoint", level=level, reference=reference)
+            for level, table in tables.items():
                 table.insert(0, "contrast", rows[level]["contrast"])
                 table.insert(0, "cell_type", cell_type)
                 results.append(table)
@@ -278,29 +345,7 @@ def timepoint_de(
                     n_significant_5pct_fdr=int((table["p_adj"] < 0.05).sum()),
                 )
         summary.extend(rows.values())
-    columns = [
-        "cell_type",
-        "contrast",
-        "gene",
-        "base_mean",
-        "log2fc",
-        "log2fc_se",
-        "log2fc_ci_low",
-        "log2fc_ci_high",
-        "stat",
-        "p",
-        "p_adj",
-    ]
-    results_df = pd.concat(results, ignore_index=True) if results else pd.DataFrame(columns=columns)
-    summary_columns = [
-        "cell_type",
-        "contrast",
-        "n_pseudobulks_available",
-        "n_pseudobulks_below_min_cells",
-        "n_patients",
-        "n_cells",
-        "status",
-        "n_genes_tested",
-        "n_significant_5pct_fdr",
-    ]
-    return results_df[columns], pd.DataFrame(summary, columns=summary_columns)
+    results_df = (
+        pd.concat(results, ignore_index=True) if results else pd.DataFrame(columns=RESULT_COLUMNS)
+    )
+    return results_df[list(RESULT_COLUMNS)], pd.DataFrame(summary, columns=SUMMARY_COLUMNS)

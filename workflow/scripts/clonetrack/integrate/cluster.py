@@ -93,48 +93,13 @@ def embed_and_cluster(
         sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep, random_state=random_state)
     with timed(log, "UMAP"):
         sc.tl.umap(adata, init_pos=umap_init, random_state=random_state)
-    embedding = np.asarray(adata.obsm[use_rep])
-    rng = np.random.default_rng(random_state)
-    sample = (
-        rng.choice(adata.n_obs, size=silhouette_sample, replace=False)
-        if adata.n_obs > silhouette_sample
-        else np.arange(adata.n_obs)
-    )
-    distances = pairwise_distances(embedding[sample])
+    sample = _silhouette_sample(adata.n_obs, silhouette_sample, random_state)
+    distances = pairwise_distances(np.asarray(adata.obsm[use_rep])[sample])
     leiden(adata, resolutions, random_state=random_state)
-    rows = []
-    for resolution in resolutions:
-        key = resolution_key(resolution)
-        labels = adata.obs[key].to_numpy()
-        sizes = pd.Series(labels).value_counts()
-        n_clusters = len(sizes)
-        sub_labels = labels[sample]
-        silhouette = (
-            float(silhouette_score(distances, sub_labels, metric="precomputed"))
-            if 1 < len(set(sub_labels)) < len(sample)
-            else float("nan")
-        )
-        rows.append(
-            {
-                "resolution": resolution,
-                "key": key,
-                "n_clusters": n_clusters,
-                "smallest_cluster_fraction": float(sizes.min() / adata.n_obs),
-                "silhouette": silhouette,
-            }
-        )
-    table = pd.DataFrame(rows)
-    eligible = table[
-        (table["n_clusters"] > 1)
-        & (table["smallest_cluster_fraction"] >= min_cluster_fraction)
-        & table["silhouette"].notna()
-    ]
-    if eligible.empty:
-        # Nothing meets the size rule: take the coarsest clustering rather than fail.
-        chosen = table.iloc[0]
-    else:
-        best = eligible["silhouette"].max()
-        chosen = eligible[np.isclose(eligible["silhouette"], best)].iloc[-1]
+    table = pd.DataFrame(
+        [_resolution_row(adata, resolution, sample, distances) for resolution in resolutions]
+    )
+    chosen = _choose_resolution(table, min_cluster_fraction)
     table["chosen"] = table["key"] == chosen["key"]
     adata.obs["leiden"] = adata.obs[chosen["key"]].copy()
     adata.uns.setdefault("clonetrack", {})["cluster"] = {
@@ -147,6 +112,51 @@ def embed_and_cluster(
         "random_state": random_state,
     }
     return table
+
+
+def _silhouette_sample(n_obs: int, size: int, random_state: int) -> np.ndarray:
+    """A seeded sample of at most ``size`` cells: the silhouette is quadratic in cells."""
+    if n_obs <= size:
+        return np.arange(n_obs)
+    return np.random.default_rng(random_state).choice(n_obs, size=size, replace=False)
+
+
+def _resolution_row(
+    adata: AnnData, resolution: float, sample: np.ndarray, distances: np.ndarray
+) -> dict:
+    """Clusters, smallest cluster fraction and silhouette (on the sampled cells' precomputed
+    ``distances``) of the Leiden clustering at ``resolution``."""
+    key = resolution_key(resolution)
+    labels = adata.obs[key].to_numpy()
+    sizes = pd.Series(labels).value_counts()
+    sub_labels = labels[sample]
+    silhouette = (
+        float(silhouette_score(distances, sub_labels, metric="precomputed"))
+        if 1 < len(set(sub_labels)) < len(sample)
+        else float("nan")
+    )
+    return {
+        "resolution": resolution,
+        "key": key,
+        "n_clusters": len(sizes),
+        "smallest_cluster_fraction": float(sizes.min() / adata.n_obs),
+        "silhouette": silhouette,
+    }
+
+
+def _choose_resolution(table: pd.DataFrame, min_cluster_fraction: float) -> pd.Series:
+    """The row of the best silhouette among clusterings of two or more clusters none smaller
+    than ``min_cluster_fraction``; ties go to the finer resolution."""
+    eligible = table[
+        (table["n_clusters"] > 1)
+        & (table["smallest_cluster_fraction"] >= min_cluster_fraction)
+        & table["silhouette"].notna()
+    ]
+    if eligible.empty:
+        # Nothing meets the size rule: take the coarsest clustering rather than fail.
+        return table.iloc[0]
+    best = eligible["silhouette"].max()
+    return eligible[np.isclose(eligible["silhouette"], best)].iloc[-1]
 
 
 # Above this many cells, "auto" tests markers on the highly variable genes only: Wilcoxon on all

@@ -329,6 +329,62 @@ def _counts_of(row) -> tuple[str, str]:
     return row["raw_path"], ""
 
 
+def _source_problems(
+    samples: pd.DataFrame, min_matched_barcodes: float
+) -> tuple[list[str], list[str], dict[str, pd.Index | None]]:
+    """Problems and warnings of each sample's clone sources against its counts' barcodes, and
+    those barcodes by sample (samples whose counts cannot be read are left out)."""
+    problems, warnings = [], []
+    all_counts = {}
+    for sample_id, row in samples.iterrows():
+        try:
+            counts = all_counts[sample_id] = matrix_barcodes(*_counts_of(row))
+        except _READ_ERRORS:
+            continue  # the QC job's reader names what is wrong with the counts
+        sources = [c for c in ("clones", "lineage_barcodes", "genotypes") if row.get(c, "")]
+        for column in sources:
+            try:
+                what, barcodes = _source_barcodes(column, row[column], sample_id)
+            except InputError as err:
+                problems.append(str(err))
+                continue
+            if counts is None or barcodes is None:
+                continue
+            overlap, text = overlap_message(
+                what, row[column], sample_id, barcodes, counts, _counts_of(row)[0]
+            )
+            if overlap.fraction < min_matched_barcodes:
+                problems.append(
+                    f"{text} (clones.min_matched_barcodes is {min_matched_barcodes:.0%})"
+                )
+            elif overlap.fraction < 1:
+                warnings.append(text)
+    return problems, warnings, all_counts
+
+
+def _identifier_problems(
+    samples: pd.DataFrame, *, qc: dict, panel_genes: Iterable[str], panel_path: str
+) -> list[str]:
+    """:func:`gene_problems` of the first sample of each patient whose gene names can be read."""
+    problems = []
+    for sample_id, row in _first_samples(samples).iterrows():
+        try:
+            names, complete = gene_names(*_counts_of(row))
+        except _READ_ERRORS:
+            continue  # the QC job's reader names what is wrong with the counts
+        if names is not None and len(names):
+            problems += gene_problems(
+                sample_id,
+                _counts_of(row)[0],
+                names,
+                complete,
+                qc=qc,
+                panel_genes=panel_genes,
+                panel_path=panel_path,
+            )
+    return problems
+
+
 def check_sample_files(
     samples: pd.DataFrame,
     *,
@@ -363,47 +419,9 @@ def check_sample_files(
         source matching too few of its sample's barcodes, or gene names of another kind or
         organism than the settings expect.
     """
-    problems, warnings = [], []
-    all_counts = {}
-    for sample_id, row in samples.iterrows():
-        try:
-            counts = all_counts[sample_id] = matrix_barcodes(*_counts_of(row))
-        except _READ_ERRORS:
-            continue  # the QC job's reader names what is wrong with the counts
-        sources = [c for c in ("clones", "lineage_barcodes", "genotypes") if row.get(c, "")]
-        for column in sources:
-            try:
-                what, barcodes = _source_barcodes(column, row[column], sample_id)
-            except InputError as err:
-                problems.append(str(err))
-                continue
-            if counts is None or barcodes is None:
-                continue
-            overlap, text = overlap_message(
-                what, row[column], sample_id, barcodes, counts, _counts_of(row)[0]
-            )
-            if overlap.fraction < min_matched_barcodes:
-                problems.append(
-                    f"{text} (clones.min_matched_barcodes is {min_matched_barcodes:.0%})"
-                )
-            elif overlap.fraction < 1:
-                warnings.append(text)
+    problems, warnings, all_counts = _source_problems(samples, min_matched_barcodes)
     problems += _same_cells({s: b for s, b in all_counts.items() if b is not None})
-    for sample_id, row in _first_samples(samples).iterrows():
-        try:
-            names, complete = gene_names(*_counts_of(row))
-        except _READ_ERRORS:
-            continue  # the QC job's reader names what is wrong with the counts
-        if names is not None and len(names):
-            problems += gene_problems(
-                sample_id,
-                _counts_of(row)[0],
-                names,
-                complete,
-                qc=qc,
-                panel_genes=panel_genes,
-                panel_path=panel_path,
-            )
+    problems += _identifier_problems(samples, qc=qc, panel_genes=panel_genes, panel_path=panel_path)
     if problems:
         head = "the sample sheet's files have problems:\n  " if len(problems) > 1 else ""
         raise InputError(head + "\n  ".join(problems))

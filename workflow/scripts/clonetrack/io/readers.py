@@ -1,4 +1,4 @@
-"""Readers for count matrices and clone tables, and atomic writers for the workflow's outputs.
+"""Readers for count matrices and clone tables.
 
 Every reader returns data in the shape described in ``docs/data_contract.md`` and refuses bad input
 with :class:`~clonetrack.errors.InputError` naming the file, the sample and what to do.
@@ -379,11 +379,38 @@ def _read_10x_mtx(folder: Path, sample_id: str, feature_type: str | None) -> ad.
 # Cell Ranger h5
 
 
-def _read_10x_h5(path: Path, sample_id: str, feature_type: str | None) -> ad.AnnData:
-    import h5py
+_H5_V3_KEYS = ("data", "indices", "indptr", "shape", "barcodes", "features/id", "features/name")
+_H5_V2_KEYS = ("data", "indices", "indptr", "shape", "barcodes", "genes", "gene_names")
 
-    def text(dataset) -> np.ndarray:
-        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in dataset[()]])
+
+def _h5_text(dataset) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in dataset[()]])
+
+
+def _cellranger_group(f, path: Path, sample_id: str):
+    """The group of a Cell Ranger ``.h5`` holding the matrix, checked for its datasets."""
+    if "matrix" in f:  # Cell Ranger >= 3
+        g, needed = f["matrix"], _H5_V3_KEYS
+    elif len(f.keys()) == 1:  # Cell Ranger 2: one group named after the genome
+        g, needed = f[next(iter(f.keys()))], _H5_V2_KEYS
+    else:
+        raise InputError(
+            f"{path} (sample '{sample_id}') is not a Cell Ranger .h5 (no 'matrix' group): "
+            "supply Cell Ranger's filtered_feature_bc_matrix.h5 or set the `format` column"
+        )
+    absent = [k for k in needed if k not in g]
+    if absent:
+        raise InputError(
+            f"{path} (sample '{sample_id}') lacks {', '.join(absent)} in group '{g.name}': "
+            "supply an unmodified Cell Ranger .h5"
+        )
+    return g
+
+
+def _read_cellranger_h5(path: Path, sample_id: str) -> dict:
+    """The arrays of a Cell Ranger ``.h5`` (v2 or v3): shape, CSC parts, barcodes, feature ids,
+    names and types (``None`` for v2)."""
+    import h5py
 
     try:
         f = h5py.File(path, "r")
@@ -393,39 +420,31 @@ def _read_10x_h5(path: Path, sample_id: str, feature_type: str | None) -> ad.Ann
             "truncated or not a Cell Ranger .h5; copy it again or set the `format` column"
         ) from err
     with f:
-        if "matrix" in f:  # Cell Ranger >= 3
-            g = f["matrix"]
-            needed = (
-                "data",
-                "indices",
-                "indptr",
-                "shape",
-                "barcodes",
-                "features/id",
-                "features/name",
-            )
-        elif len(f.keys()) == 1:  # Cell Ranger 2: one group named after the genome
-            g = f[next(iter(f.keys()))]
-            needed = ("data", "indices", "indptr", "shape", "barcodes", "genes", "gene_names")
-        else:
-            raise InputError(
-                f"{path} (sample '{sample_id}') is not a Cell Ranger .h5 (no 'matrix' group): "
-                "supply Cell Ranger's filtered_feature_bc_matrix.h5 or set the `format` column"
-            )
-        absent = [k for k in needed if k not in g]
-        if absent:
-            raise InputError(
-                f"{path} (sample '{sample_id}') lacks {', '.join(absent)} in group '{g.name}': "
-                "supply an unmodified Cell Ranger .h5"
-            )
+        g = _cellranger_group(f, path, sample_id)
         n_genes, n_cells = (int(v) for v in g["shape"][()])
-        data, indices, indptr = g["data"][()], g["indices"][()], g["indptr"][()]
-        barcodes = text(g["barcodes"])
+        parts = {
+            "n_genes": n_genes,
+            "n_cells": n_cells,
+            "data": g["data"][()],
+            "indices": g["indices"][()],
+            "indptr": g["indptr"][()],
+            "barcodes": _h5_text(g["barcodes"]),
+        }
         if "matrix" in f:
-            ids, names = text(g["features/id"]), text(g["features/name"])
-            types = text(g["features/feature_type"]) if "features/feature_type" in g else None
+            parts["ids"], parts["names"] = _h5_text(g["features/id"]), _h5_text(g["features/name"])
+            has_types = "features/feature_type" in g
+            parts["types"] = _h5_text(g["features/feature_type"]) if has_types else None
         else:
-            ids, names, types = text(g["genes"]), text(g["gene_names"]), None
+            parts["ids"], parts["names"] = _h5_text(g["genes"]), _h5_text(g["gene_names"])
+            parts["types"] = None
+    return parts
+
+
+def _check_h5_consistent(parts: dict, path: Path, sample_id: str) -> None:
+    """Refuse a Cell Ranger ``.h5`` whose arrays disagree with its shape or each other."""
+    n_genes, n_cells = parts["n_genes"], parts["n_cells"]
+    data, indices, indptr = parts["data"], parts["indices"], parts["indptr"]
+    ids, barcodes = parts["ids"], parts["barcodes"]
     if (
         len(indptr) != n_cells + 1
         or len(barcodes) != n_cells
@@ -439,8 +458,17 @@ def _read_10x_h5(path: Path, sample_id: str, feature_type: str | None) -> ad.Ann
             f"{len(ids)} features, {len(barcodes)} barcodes, {len(indptr)} column pointers, "
             f"{len(data)} values: the file is damaged; regenerate it"
         )
+
+
+def _read_10x_h5(path: Path, sample_id: str, feature_type: str | None) -> ad.AnnData:
+    parts = _read_cellranger_h5(path, sample_id)
+    _check_h5_consistent(parts, path, sample_id)
+    ids, names, types = parts["ids"], parts["names"], parts["types"]
     # Cell Ranger stores features x cells in CSC, which is cells x features in CSR
-    X = sp.csr_matrix((data.astype(np.float64), indices, indptr), shape=(n_cells, n_genes))
+    X = sp.csr_matrix(
+        (parts["data"].astype(np.float64), parts["indices"], parts["indptr"]),
+        shape=(parts["n_cells"], parts["n_genes"]),
+    )
     if types is not None and feature_type is not None:
         keep = types == feature_type
         if not keep.any():
@@ -453,7 +481,7 @@ def _read_10x_h5(path: Path, sample_id: str, feature_type: str | None) -> ad.Ann
     names = np.where(names == "", ids, names)
     return _assemble(
         X,
-        barcodes=barcodes,
+        barcodes=parts["barcodes"],
         names=names,
         gene_ids=ids,
         path=path,
@@ -709,31 +737,7 @@ def read_clone_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFrame
         listed twice.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(
-            f"clone table {p} (sample '{sample_id}') does not exist: check the `clones` column of "
-            "the sample sheet"
-        )
-    sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
-    with _gzip_guard(p, sample_id), _open_text(p) as fh:
-        try:
-            df = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, index_col=False)
-        except pd.errors.EmptyDataError:
-            df = None
-    if df is None or df.empty:
-        raise InputError(
-            f"clone table {p} (sample '{sample_id}') is empty: give a header (barcode, clone_id, "
-            "optional confidence) and one row per cell"
-        )
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in ("barcode", "clone_id") if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"clone table {p} (sample '{sample_id}') lacks column(s) {', '.join(missing)} (found: "
-            f"{', '.join(df.columns)}): name the columns barcode, clone_id and optionally "
-            "confidence"
-        )
-    df = df.fillna("")
+    df = _read_clone_frame(p, sample_id)
     rows = np.arange(1, len(df) + 1)
 
     def refuse(mask, what: str, todo: str) -> None:
@@ -777,6 +781,35 @@ def read_clone_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFrame
     )
 
 
+def _read_clone_frame(p: Path, sample_id: str) -> pd.DataFrame:
+    """A clone table as text, refused when absent, empty or without its two needed columns."""
+    if not p.is_file():
+        raise InputError(
+            f"clone table {p} (sample '{sample_id}') does not exist: check the `clones` column of "
+            "the sample sheet"
+        )
+    sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
+    with _gzip_guard(p, sample_id), _open_text(p) as fh:
+        try:
+            df = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, index_col=False)
+        except pd.errors.EmptyDataError:
+            df = None
+    if df is None or df.empty:
+        raise InputError(
+            f"clone table {p} (sample '{sample_id}') is empty: give a header (barcode, clone_id, "
+            "optional confidence) and one row per cell"
+        )
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in ("barcode", "clone_id") if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"clone table {p} (sample '{sample_id}') lacks column(s) {', '.join(missing)} (found: "
+            f"{', '.join(df.columns)}): name the columns barcode, clone_id and optionally "
+            "confidence"
+        )
+    return df.fillna("")
+
+
 def read_normal_reference(path: os.PathLike | str) -> ad.AnnData:
     """Read a healthy-marrow reference: an ``.h5ad`` of raw counts (``X``) with
     ``obs["cell_type"]``.
@@ -801,7 +834,3 @@ def read_normal_reference(path: os.PathLike | str) -> ad.AnnData:
         raise InputError(f"normal reference {p}: X must hold raw counts (non-negative integers)")
     reference.X = sp.csr_matrix(reference.X, dtype=np.float32)
     return reference
-
-
-# ----------------------------------------------------------------------------------------------
-# atomic writers

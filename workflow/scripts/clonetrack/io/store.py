@@ -58,7 +58,7 @@ def _matrix_key(matrix: str) -> str:
 
 def _stored_shape(elem) -> tuple[int, int]:
     """Shape of a stored dense or sparse matrix, without reading it."""
-    shape = elem.shape if isinstance(elem, h5py.Dataset) else tuple(elem.attrs["shape"])
+    shape = elem.shape if isinstance(elem, h5py.Dataset) else sparse_dataset(elem).shape
     return int(shape[0]), int(shape[1])
 
 
@@ -225,8 +225,6 @@ class RowBlockWriter:
             raise ValueError(f"{self._path}: {self.n_obs} rows written for {meta.n_obs} cells")
         if not self.n_obs:
             write_elem(self._f, "X", sp.csr_matrix((0, meta.n_vars), dtype=np.float32))
-        self._f.attrs.setdefault("encoding-type", "anndata")
-        self._f.attrs.setdefault("encoding-version", "0.1.0")
         _replace_elements(
             self._f,
             {
@@ -251,6 +249,8 @@ def write_by_rows(path: os.PathLike | str):
     The file appears only when finished (atomically); on any error no file is left.
     """
     with atomic_target(path) as tmp, h5py.File(tmp, "w") as f:
+        # an empty AnnData makes the file one by anndata's spec; finish replaces its parts
+        write_elem(f, "/", ad.AnnData())
         writer = RowBlockWriter(f, path)
         yield writer
         if not writer.finished:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import warnings
 
 import matplotlib
 
@@ -10,40 +10,45 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import scanpy as sc  # noqa: E402
 from anndata import AnnData  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+
+
+def _category_colours(values: pd.Series) -> tuple[pd.Categorical, list[str]]:
+    """``values`` as text categories in sorted order, and their colours: tab10 up to ten levels,
+    tab20 beyond (repeating past twenty)."""
+    categories = pd.Categorical(values.astype(str))
+    levels = list(categories.categories)
+    cmap = plt.get_cmap("tab20" if len(levels) > 10 else "tab10")
+    return categories, [to_hex(cmap(i % cmap.N)) for i in range(len(levels))]
 
 
 def plot_umaps(adata: AnnData, *, keys: list[str]) -> plt.Figure:
     """UMAP coloured by each of ``keys`` (categorical obs columns), one panel each."""
     keys = [k for k in keys if k in adata.obs]
-    ncols = min(3, len(keys))
-    nrows = math.ceil(len(keys) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.6 * nrows), squeeze=False)
-    coords = np.asarray(adata.obsm["X_umap"])
-    order = np.random.default_rng(0).permutation(adata.n_obs)  # no group painted over the rest
-    size = max(0.5, min(8.0, 30000 / max(adata.n_obs, 1)))
-    for ax, key in zip(axes.flat, keys, strict=False):
-        values = adata.obs[key].astype(str)
-        levels = sorted(values.unique())
-        cmap = plt.get_cmap("tab20" if len(levels) > 10 else "tab10")
-        lookup = {level: cmap(i % cmap.N) for i, level in enumerate(levels)}
-        ax.scatter(
-            coords[order, 0],
-            coords[order, 1],
-            s=size,
-            c=[lookup[v] for v in values.to_numpy()[order]],
+    # scanpy draws the cells in their order: a shuffled copy keeps any group from being painted
+    # over the rest, and keeps the caller's obs and uns untouched
+    order = np.random.default_rng(0).permutation(adata.n_obs)
+    shown = AnnData(obs=pd.DataFrame(index=adata.obs_names[order].astype(str)))
+    shown.obsm["X_umap"] = np.asarray(adata.obsm["X_umap"])[order]
+    for key in dict.fromkeys(keys):
+        shown.obs[key], shown.uns[f"{key}_colors"] = _category_colours(adata.obs[key].iloc[order])
+    with warnings.catch_warnings():
+        # scanpy 1.11 sets the colour map's "bad" colour through a call matplotlib 3.11 marks
+        # for deprecation; nothing of ours to change
+        warnings.filterwarnings("ignore", "The set_bad function", PendingDeprecationWarning)
+        fig = sc.pl.umap(
+            shown,
+            color=keys,
+            size=max(0.5, min(8.0, 30000 / max(adata.n_obs, 1))),
+            ncols=3,
+            legend_fontsize=7,
             linewidths=0,
-            rasterized=True,
+            marker="o",
+            return_fig=True,
+            show=False,
         )
-        handles = [
-            plt.Line2D([], [], marker="o", ls="", color=lookup[level], label=level)
-            for level in levels
-        ]
-        ax.legend(handles=handles, fontsize=7, bbox_to_anchor=(1.0, 1), loc="upper left")
-        ax.set(title=key, xticks=[], yticks=[], xlabel="UMAP1", ylabel="UMAP2")
-    for ax in list(axes.flat)[len(keys) :]:
-        ax.axis("off")
-    fig.tight_layout()
     return fig
 
 

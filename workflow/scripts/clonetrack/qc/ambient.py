@@ -102,6 +102,7 @@ def estimate_from_non_expressed(
     sentence saying how it was obtained.
     """
     from scipy import stats
+    from statsmodels.stats.rates import confint_poisson
 
     counts = sparse.csr_matrix(counts)
     n_umis = np.asarray(counts.sum(axis=1)).ravel()
@@ -120,9 +121,8 @@ def estimate_from_non_expressed(
             f"that do not make them (fewer than {MIN_EXPECTED_SOUP_UMIS})"
         )
     k = float(observed[used].sum())
-    alpha = 1 - confidence
-    low = stats.chi2.ppf(alpha / 2, 2 * k) / 2 / total_expected if k > 0 else 0.0
-    high = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2 / total_expected
+    # Garwood's exact interval of a Poisson rate
+    low, high = confint_poisson(k, total_expected, method="exact-c", alpha=1 - confidence)
     rho = k / total_expected
     return rho, (
         f"{rho:.3f} [{low:.3f}, {high:.3f}] from {int(used.sum())} cells in "

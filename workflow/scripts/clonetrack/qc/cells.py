@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 from anndata import AnnData
+from scipy.stats import median_abs_deviation
 
 from clonetrack.errors import InputError
 from clonetrack.qc import doublets
@@ -109,10 +110,6 @@ def add_qc_metrics(adata: AnnData, *, params: QCParams = QCParams()) -> list[str
     return notes
 
 
-def _mad(x: np.ndarray) -> float:
-    return float(np.median(np.abs(x - np.median(x))))
-
-
 def adaptive_thresholds(obs: pd.DataFrame, *, params: QCParams = QCParams()) -> dict[str, float]:
     """Thresholds from median absolute deviations, on the log scale for counts and genes.
 
@@ -125,7 +122,7 @@ def adaptive_thresholds(obs: pd.DataFrame, *, params: QCParams = QCParams()) -> 
         ("n_genes_by_counts", params.nmads_genes, params.min_genes),
     ):
         logged = np.log1p(obs[metric].to_numpy(dtype=float))
-        centre, spread = np.median(logged), _mad(logged)
+        centre, spread = np.median(logged), median_abs_deviation(logged)
         low = float(np.expm1(centre - nmads * spread))
         high = float(np.expm1(centre + nmads * spread))
         if floor is not None:
@@ -133,7 +130,7 @@ def adaptive_thresholds(obs: pd.DataFrame, *, params: QCParams = QCParams()) -> 
         thresholds[f"min_{metric}"] = low
         thresholds[f"max_{metric}"] = high
     mito = obs["pct_counts_mt"].to_numpy(dtype=float)
-    high_mito = float(np.median(mito) + params.nmads_mito * _mad(mito))
+    high_mito = float(np.median(mito) + params.nmads_mito * median_abs_deviation(mito))
     # Where most cells have (almost) no mitochondrial reads (nuclei, some 3' libraries), median
     # and MAD are ~0 and the adaptive ceiling would remove every cell with a single mito read.
     high_mito = max(high_mito, float(params.min_mito_ceiling))
