@@ -2,13 +2,15 @@
 
 For each size (cells in total) this script
 
-1. writes a synthetic cohort of realistic sparsity: ``--genes`` genes (default 20,000, real
-   hg38 symbols so the copy-number step finds positions), about 2,000 UMIs and 1,400 detected
-   genes per good cell (7% of entries non-zero), eight marrow cell types driven by the genes of
-   the bundled marker panel, two malignant progenitor-like clones per patient with chromosome
-   gains and losses (one contracting, one expanding to relapse), 4% low-quality cells, 5%
-   doublets, per-sample batch shifts, four timepoints per patient and about
-   ``--cells-per-sample`` cells per sample; one ``.h5ad`` per sample plus ``samples.tsv``;
+1. writes a synthetic cohort with the toy data's simulator (``scripts/clonetrack_sim``, its
+   ``multinomial`` count model, which draws each cell's UMIs straight into a sparse matrix):
+   ``--genes`` genes (default 20,000, real hg38 symbols and positions, so the copy-number step
+   finds them), about 2,000 UMIs and 1,100 detected genes per good cell (6% of entries
+   non-zero), the simulator's 13 marrow cell types, two malignant clones per patient with
+   copy-number segments (one contracting, one expanding to relapse), 5% low-quality cells, 5%
+   doublets, per-sample batch shifts, three timepoints per patient (diagnosis, on_treatment,
+   relapse) and about ``--cells-per-sample`` cells per sample; one ``.h5ad`` per sample, written
+   as it is made, plus ``samples.tsv``;
 2. runs the workflow on it (``snakemake --cores N --workflow-profile profiles/default``) in a
    work folder holding a snapshot of ``Snakefile``, ``workflow/``, ``config/``, ``profiles/`` and
    ``resources/``, in two phases: "shared" builds only ``results/tables/markers.tsv`` and
@@ -60,32 +62,6 @@ SHARED_TARGETS = ("results/tables/markers.tsv", "results/tables/leiden_resolutio
 # --qc-only: every sample's QC job, and the bare script up to its per-sample scrublet.
 QC_TARGET = "results/tables/qc_ledger.tsv"
 
-TIMEPOINTS = ("diagnosis", "C1", "remission", "relapse")
-# Cell types and their share among good cells; each is driven by its genes in the marker panel.
-COMPOSITION = {
-    "HSC": 0.04,
-    "Prog": 0.10,
-    "GMP": 0.10,
-    "Mono": 0.22,
-    "earlyEry": 0.12,
-    "B": 0.10,
-    "T": 0.20,
-    "NK": 0.12,
-}
-# Malignant share of cells per timepoint, and the shares of a patient's two clones among them:
-# clone A contracts under treatment, clone B (resistant) expands to dominate at relapse.
-MALIGNANT = {"diagnosis": 0.5, "C1": 0.15, "remission": 0.05, "relapse": 0.5}
-CLONE_SHARES = {
-    "diagnosis": (0.7, 0.3),
-    "C1": (0.5, 0.5),
-    "remission": (0.4, 0.6),
-    "relapse": (0.1, 0.9),
-}
-MT_GENES = [
-    "MT-ND1", "MT-ND2", "MT-CO1", "MT-CO2", "MT-ATP8", "MT-ATP6", "MT-CO3", "MT-ND3", "MT-ND4L",
-    "MT-ND4", "MT-ND5", "MT-ND6", "MT-CYB",
-]  # fmt: skip
-
 
 def environment() -> dict[str, str]:
     """Process environment for every run: headless plotting and one shared numba cache."""
@@ -100,159 +76,58 @@ def environment() -> dict[str, str]:
 # synthetic cohort
 
 
-def gene_names(n_genes: int, markers: list[str], seed: int = 0) -> list[str]:
-    """Marker, mitochondrial and ribosomal genes, then hg38 genes (seeded draw) up to ``n_genes``.
+def cohort_size(n_cells: int, cells_per_sample: int) -> tuple[int, int]:
+    """Patients (at least two) and good cells per sample, so that every patient's samples (one
+    per timepoint of the simulator, about ``cells_per_sample`` cells each with the low-quality
+    cells and doublets on top) make about ``n_cells`` in all."""
+    from clonetrack_sim import TIMEPOINTS, CohortDesign
 
-    Real symbols from ``resources/genes`` give the copy-number step genes with positions.
-    """
-    import numpy as np
-    import pandas as pd
-
-    ribo = [f"RPS{i}" for i in range(2, 30)] + [f"RPL{i}" for i in range(3, 42)]
-    named = list(dict.fromkeys([*markers, *MT_GENES, *ribo, "HBB", "HBA1", "HBA2"]))
-    positions = pd.read_csv(REPO / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t")
-    pool = positions["gene"].drop_duplicates()
-    pool = pool[~pool.isin(named) & ~pool.str.match(r"^(MT-|RP[SL]\d|HB[AB])")].to_numpy()
-    n_fill = max(n_genes - len(named), 0)
-    filler = list(np.random.default_rng(seed).choice(pool, min(n_fill, len(pool)), replace=False))
-    filler += [f"GENE{i:05d}" for i in range(n_fill - len(filler))]
-    return named + filler
-
-
-def cohort_design(n_cells: int, cells_per_sample: int) -> list[dict]:
-    """Four timepoints per patient, at least two patients, about ``cells_per_sample`` cells each."""
+    design = CohortDesign()
+    extra = 1 + design.low_quality_fraction + design.doublet_fraction
     n_patients = max(2, round(n_cells / (len(TIMEPOINTS) * cells_per_sample)))
-    n_samples = n_patients * len(TIMEPOINTS)
-    sizes = [n_cells // n_samples + (i < n_cells % n_samples) for i in range(n_samples)]
-    rows = []
-    for p in range(n_patients):
-        for t, timepoint in enumerate(TIMEPOINTS):
-            rows.append(
-                {
-                    "sample_id": f"P{p + 1:02d}_{timepoint}",
-                    "patient_id": f"P{p + 1:02d}",
-                    "timepoint": timepoint,
-                    "timepoint_order": t + 1,
-                    "n_cells": sizes[len(rows)],
-                }
-            )
-    return rows
-
-
-def barcodes(sample_number: int, n: int) -> list[str]:
-    """10x-like barcodes (16 bases, "-1"), distinct within and across samples: the sample number
-    and cell number written in base 4. Two samples sharing barcodes would be refused as the same
-    cells entering twice."""
-    import numpy as np
-
-    codes = sample_number * 10_000_000 + np.arange(n, dtype=np.int64)
-    digits = (codes[:, None] // 4 ** np.arange(15, -1, -1)) % 4
-    return ["".join("ACGT"[d] for d in row) + "-1" for row in digits]
+    return n_patients, round(n_cells / (n_patients * len(TIMEPOINTS)) / extra)
 
 
 def write_cohort(out: Path, n_cells: int, *, n_genes: int, cells_per_sample: int, seed: int):
-    """Write one ``.h5ad`` per sample and ``samples.tsv`` into ``out``; return the sheet path."""
-    import anndata as ad
-    import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
+    """Simulate the cohort and write one ``.h5ad`` per sample, each as soon as it is made, and
+    ``samples.tsv`` into ``out``; return the sheet path.
 
-    panel = pd.read_csv(REPO / "resources/markers/bone_marrow_markers.tsv", sep="\t")
-    panel = panel[panel["weight"] > 0]
-    genes = gene_names(n_genes, sorted(set(panel["gene"])), seed)
-    index = {g: i for i, g in enumerate(genes)}
-    mt = np.array([index[g] for g in MT_GENES])
-    rng = np.random.default_rng(seed)
+    Every sample is its own batch, as the bare script integrates by sample.
+    """
+    import pandas as pd
+    from clonetrack_sim import (
+        select_genes,
+        simulate_cohort,
+        with_mitochondrial_genes,
+        write_counts_h5ad,
+    )
 
     positions = pd.read_csv(REPO / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t")
-    chromosome = positions.drop_duplicates("gene").set_index("gene")["chromosome"]
-    chromosome = chromosome.reindex(genes).fillna("").to_numpy()
-    autosomes = [f"chr{i}" for i in range(1, 23)]
-
-    # Gene abundances: log-normal base; each type boosts its panel genes and 150 genes of its own.
-    base = rng.lognormal(0.0, 1.6, n_genes)
-    base[mt] = 0.0
-    types = list(COMPOSITION)
-    normal = np.tile(base, (len(types), 1))
-    for k, cell_type in enumerate(types):
-        own = [index[g] for g in panel.loc[panel["cell_type"] == cell_type, "gene"]]
-        normal[k, own] *= rng.uniform(20, 60, len(own))
-        extra = rng.choice(np.arange(len(mt) + 100, n_genes), 150, replace=False)
-        normal[k, extra] *= rng.lognormal(1.5, 0.5, 150)
-    mt_profile = rng.dirichlet(np.full(len(mt), 5.0))
-    labels = np.asarray([*types, "clone_A", "clone_B"])
-
+    positions = with_mitochondrial_genes(positions.rename(columns={"gene": "symbol"}))
+    genes = select_genes(positions, n_genes=n_genes, seed=seed)
+    n_patients, n_good = cohort_size(n_cells, cells_per_sample)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    patient = None
-    for row in cohort_design(n_cells, cells_per_sample):
-        n = row.pop("n_cells")
-        if row["patient_id"] != patient:
-            # progenitor-like blasts; A gains one chromosome and loses another, B shares the
-            # loss and gains a third
-            patient = row["patient_id"]
-            gain_a, loss, gain_b = rng.choice(autosomes, 3, replace=False)
-            blast = normal[types.index("Prog")]
-            clone_a = (
-                blast
-                * np.where(chromosome == gain_a, 1.6, 1.0)
-                * np.where(chromosome == loss, 0.5, 1.0)
-            )
-            clone_b = (
-                blast
-                * np.where(chromosome == gain_b, 1.6, 1.0)
-                * np.where(chromosome == loss, 0.5, 1.0)
-            )
-            profiles = np.vstack([normal, clone_a, clone_b])
-        malignant = MALIGNANT[row["timepoint"]]
-        weights = np.array(
-            [*(np.array(list(COMPOSITION.values())) * (1 - malignant)),
-             *(np.array(CLONE_SHARES[row["timepoint"]]) * malignant)]
-        )  # fmt: skip
-        weights /= weights.sum()
-        batch = rng.lognormal(0.0, 0.15, n_genes)
-        cum = np.cumsum(profiles * batch, axis=1)
-        cum /= cum[:, -1:]
-        kind = rng.choice(3, size=n, p=[0.91, 0.04, 0.05])  # good, low quality, doublet
-        first = rng.choice(len(profiles), size=n, p=weights)
-        second = rng.choice(len(profiles), size=n, p=weights)
-        size = np.where(
-            kind == 1, rng.lognormal(np.log(300), 0.4, n), rng.lognormal(np.log(2000), 0.35, n)
-        )
-        size[kind == 2] *= 1.8
-        size = np.maximum(size.astype(np.int64), 20)
-        mito_share = np.where(kind == 1, rng.beta(6, 10, n), rng.beta(2, 40, n))
-        n_mito = rng.binomial(size, mito_share)
-        n_rest = size - n_mito
-        # a doublet draws half its non-mitochondrial UMIs from a second profile
-        n_second = np.where(kind == 2, n_rest // 2, 0)
-        parts_rows, parts_genes = [], []
-        cells = np.arange(n)
-        for k in range(len(profiles)):
-            for counts, which in ((n_rest - n_second, first), (n_second, second)):
-                sel = cells[(which == k) & (counts > 0)]
-                umis = counts[sel]
-                parts_rows.append(np.repeat(sel, umis))
-                parts_genes.append(np.searchsorted(cum[k], rng.random(int(umis.sum()))))
-        parts_rows.append(np.repeat(cells, n_mito))
-        parts_genes.append(mt[rng.choice(len(mt), int(n_mito.sum()), p=mt_profile)])
-        r = np.concatenate(parts_rows)
-        g = np.minimum(np.concatenate(parts_genes), n_genes - 1)
-        x = sp.csr_matrix(
-            (np.ones(len(r), dtype=np.int32), (r, g)), shape=(n, n_genes), dtype=np.int32
-        )
-        x.sum_duplicates()
-        obs = pd.DataFrame(
-            {"truth_type": labels[first], "truth_kind": kind},
-            index=barcodes(len(rows), n),
-        )
-        adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=genes))
-        path = out / f"{row['sample_id']}.h5ad"
-        adata.write_h5ad(path)
-        rows.append({**row, "path": path.name, "format": "h5ad", "batch": row["sample_id"]})
-    sheet = out / "samples.tsv"
-    pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
-    return sheet
+
+    def write(sample_id, adata) -> None:
+        write_counts_h5ad(adata, out / f"{sample_id}.h5ad", compression=None)
+
+    cohort = simulate_cohort(
+        genes=genes,
+        seed=seed,
+        counts="multinomial",
+        on_sample=write,
+        n_cells_per_sample=n_good,
+        patients=tuple(f"P{p + 1:02d}" for p in range(n_patients)),
+        n_clones=(2,) * n_patients,
+        given_clones_patients=(),
+        genotyped_patients=(),
+    )
+    samples = cohort.samples
+    sheet = samples.assign(
+        path=samples["sample_id"] + ".h5ad", format="h5ad", batch=samples["sample_id"]
+    )[["sample_id", "patient_id", "timepoint", "timepoint_order", "path", "format", "batch"]]
+    sheet.to_csv(out / "samples.tsv", sep="\t", index=False)
+    return out / "samples.tsv"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -512,70 +387,70 @@ def summarise_rules(rules: list[dict]) -> list[dict]:
 # the bare scanpy script, run as `benchmark_cohort.py --bare SHEET OUT CONFIG_JSON`
 
 
-def bare(sheet: Path, out: Path, settings: dict) -> None:
-    """The same analysis in one process with plain scanpy calls; prints step timings as JSON."""
+class _Steps:
+    """Wall seconds per named step: each call closes the step that ran since the last call."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.clock = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.clock
+        self.clock = now
+
+
+def _usage() -> dict:
     import resource
 
-    timings: dict[str, float] = {}
-    clock = [time.perf_counter()]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
 
-    def step(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = timings.get(name, 0.0) + now - clock[0]
-        clock[0] = now
 
-    import anndata as ad
-    import harmonypy
+def _bare_qc(adata, qc: dict, step: _Steps):
+    """QC metrics, the MAD thresholds of the workflow's QC and scrublet, on one sample."""
     import numpy as np
-    import pandas as pd
     import scanpy as sc
 
-    step("import")
-    qc, prep, clus = settings["qc"], settings["preprocess"], settings["clustering"]
-    samples = pd.read_csv(sheet, sep="\t", dtype=str)
-    kept = {}
-    for row in samples.itertuples():
-        adata = ad.read_h5ad(sheet.parent / row.path)
-        adata.X = adata.X.astype(np.float32)
-        step("read")
-        adata.var["mt"] = adata.var_names.str.startswith(qc["mito_prefix"])
-        sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, inplace=True)
-        obs = adata.obs
-        keep = np.ones(adata.n_obs, dtype=bool)
-        for metric, nmads, floor in (
-            ("total_counts", qc["nmads_counts"], qc["min_counts"]),
-            ("n_genes_by_counts", qc["nmads_genes"], qc["min_genes"]),
-        ):
-            logged = np.log1p(obs[metric].to_numpy(float))
-            mad = np.median(np.abs(logged - np.median(logged)))
-            low = max(np.expm1(np.median(logged) - nmads * mad), floor)
-            high = np.expm1(np.median(logged) + nmads * mad)
-            keep &= (obs[metric].to_numpy() >= low) & (obs[metric].to_numpy() <= high)
-        mito = obs["pct_counts_mt"].to_numpy(float)
-        high_mito = np.median(mito) + qc["nmads_mito"] * np.median(np.abs(mito - np.median(mito)))
-        keep &= mito <= min(high_mito, qc["max_pct_mito"])
-        adata = adata[keep].copy()
-        step("qc_metrics")
-        sc.pp.scrublet(
-            adata,
-            expected_doublet_rate=qc["expected_doublet_rate"],
-            n_prin_comps=30,
-            # as the workflow: exact kNN unless the sample is huge, so no pynndescent compile
-            use_approx_neighbors=adata.n_obs > 30000,
-            random_state=0,
-            verbose=False,
-        )
-        adata = adata[~adata.obs["predicted_doublet"].to_numpy()].copy()
-        step("scrublet")
-        kept[row.sample_id] = adata
-    if settings.get("qc_only"):
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        print(json.dumps({"steps": timings, "cpu_s": usage.ru_utime + usage.ru_stime,
-                          "peak_rss_mb": usage.ru_maxrss / 1024}))  # fmt: skip
-        return
-    adata = ad.concat(kept, join="inner", label="sample_id", index_unique="_")
-    del kept
-    step("concat")
+    adata.var["mt"] = adata.var_names.str.startswith(qc["mito_prefix"])
+    sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, inplace=True)
+    obs = adata.obs
+    keep = np.ones(adata.n_obs, dtype=bool)
+    for metric, nmads, floor in (
+        ("total_counts", qc["nmads_counts"], qc["min_counts"]),
+        ("n_genes_by_counts", qc["nmads_genes"], qc["min_genes"]),
+    ):
+        logged = np.log1p(obs[metric].to_numpy(float))
+        mad = np.median(np.abs(logged - np.median(logged)))
+        low = max(np.expm1(np.median(logged) - nmads * mad), floor)
+        high = np.expm1(np.median(logged) + nmads * mad)
+        keep &= (obs[metric].to_numpy() >= low) & (obs[metric].to_numpy() <= high)
+    mito = obs["pct_counts_mt"].to_numpy(float)
+    high_mito = np.median(mito) + qc["nmads_mito"] * np.median(np.abs(mito - np.median(mito)))
+    keep &= mito <= min(high_mito, qc["max_pct_mito"])
+    adata = adata[keep].copy()
+    step("qc_metrics")
+    sc.pp.scrublet(
+        adata,
+        expected_doublet_rate=qc["expected_doublet_rate"],
+        n_prin_comps=30,
+        # as the workflow: exact kNN unless the sample is huge, so no pynndescent compile
+        use_approx_neighbors=adata.n_obs > 30000,
+        random_state=0,
+        verbose=False,
+    )
+    adata = adata[~adata.obs["predicted_doublet"].to_numpy()].copy()
+    step("scrublet")
+    return adata
+
+
+def _bare_embed(adata, settings: dict, step: _Steps) -> None:
+    """Variable genes, normalisation, PCA, harmony, neighbours and UMAP, in place."""
+    import harmonypy
+    import numpy as np
+    import scanpy as sc
+
+    prep, clus = settings["preprocess"], settings["clustering"]
     adata.layers["counts"] = adata.X.copy()
     sc.pp.highly_variable_genes(
         adata,
@@ -606,6 +481,13 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
     step("neighbors")
     sc.tl.umap(adata, init_pos=clus["umap_init"], random_state=0)
     step("umap")
+
+
+def _bare_cluster(adata, clus: dict, step: _Steps) -> bool:
+    """Leiden at every configured resolution, then Wilcoxon markers of the middle one; returns
+    whether the markers were tested on the variable genes only."""
+    import scanpy as sc
+
     for res in clus["resolutions"]:
         sc.tl.leiden(
             adata,
@@ -630,15 +512,42 @@ def bare(sheet: Path, out: Path, settings: dict) -> None:
         adata, groupby="leiden", method="wilcoxon", mask_var=mask, pts=True, use_raw=False
     )
     step("markers")
+    return on_hvg
+
+
+def bare(sheet: Path, out: Path, settings: dict) -> None:
+    """The same analysis in one process with plain scanpy calls; prints step timings as JSON."""
+    step = _Steps()
+    # the libraries every step uses, imported up front so that their import time is its own step
+    import anndata as ad
+    import harmonypy  # noqa: F401
+    import numpy as np
+    import pandas as pd
+    import scanpy as sc  # noqa: F401
+
+    step("import")
+    samples = pd.read_csv(sheet, sep="\t", dtype=str)
+    kept = {}
+    for row in samples.itertuples():
+        adata = ad.read_h5ad(sheet.parent / row.path)
+        adata.X = adata.X.astype(np.float32)
+        step("read")
+        kept[row.sample_id] = _bare_qc(adata, settings["qc"], step)
+    if settings.get("qc_only"):
+        print(json.dumps({"steps": step.timings, **_usage()}))
+        return
+    adata = ad.concat(kept, join="inner", label="sample_id", index_unique="_")
+    del kept
+    step("concat")
+    _bare_embed(adata, settings, step)
+    on_hvg = _bare_cluster(adata, settings["clustering"], step)
     adata.write_h5ad(out / "adata.h5ad")
     step("write")
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     summary = {
-        "steps": timings,
+        "steps": step.timings,
         "n_cells": adata.n_obs,
         "markers_on_hvg": on_hvg,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
+        **_usage(),
     }
     print(json.dumps(summary))
 
@@ -702,14 +611,7 @@ def fmt_table(results: list[dict]) -> str:
     Figures missing from a run (a skipped part, or a summary written before the shared phase
     and the concurrent peak were measured) are left blank.
     """
-    nan = float("nan")
-
-    def num(value, spec: str = ".0f") -> str:
-        return "" if value is None or value != value else format(value, spec)
-
-    def ratio(a: float, b: float) -> str:
-        return num(a / b if b else nan, ".2f")
-
+    nan, num, ratio = float("nan"), _num, _ratio
     lines = [
         "Time (shared: the workflow's phase up to markers, the steps the bare script does; "
         "workflow: both phases):",
@@ -762,38 +664,47 @@ def fmt_table(results: list[dict]) -> str:
     ]
     lines += memory
     for r in results:
-        wf = r.get("workflow")
-        if wf:
-            lines += ["", f"Workflow rules at {r['n_cells']:,} cells (exit {wf['exit_code']}):", ""]
-            lines += [
-                "| rule | jobs | wall s (sum) | wall s (longest job) | CPU s (sum) | max RSS MB "
-                "| max PSS MB | max mem_mb asked | jobs with PSS over mem_mb |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-            ]
-            for x in summarise_rules(wf["rules"]):
-                lines.append(
-                    f"| {x['rule']} | {x['jobs']} | {x['s']:.1f} | {x['max_s']:.1f} "
-                    f"| {x['cpu_s']:.1f} | {x['max_rss_mb']:.0f} | {num(x['max_pss_mb'] or nan)} "
-                    f"| {num(x.get('max_mem_mb', nan))} | {x.get('over_request', '')} |"
-                )
-        b = r.get("bare")
-        if b and "steps" in b:
-            on_hvg = b.get("markers_on_hvg")
-            note = "" if on_hvg is None else f", markers on {'HVGs' if on_hvg else 'all genes'}"
-            lines += ["", f"Bare script steps at {r['n_cells']:,} cells (wall s{note}):", ""]
-            lines += ["| step | s |", "|---|---:|"]
-            lines += [f"| {k} | {v:.1f} |" for k, v in b["steps"].items()]
+        lines += _detail_tables(r)
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--bare":
-        bare(Path(argv[1]), Path(argv[2]), json.loads(Path(argv[3]).read_text()))
-        return
-    if argv and argv[0] == "--table":
-        print(fmt_table(json.loads(Path(argv[1]).read_text())))
-        return
+def _num(value, spec: str = ".0f") -> str:
+    return "" if value is None or value != value else format(value, spec)
+
+
+def _ratio(a: float, b: float) -> str:
+    return _num(a / b if b else float("nan"), ".2f")
+
+
+def _detail_tables(r: dict) -> list[str]:
+    """Lines of the per-rule table of one size's workflow run and of its bare script's steps."""
+    lines = []
+    wf = r.get("workflow")
+    if wf:
+        lines += ["", f"Workflow rules at {r['n_cells']:,} cells (exit {wf['exit_code']}):", ""]
+        lines += [
+            "| rule | jobs | wall s (sum) | wall s (longest job) | CPU s (sum) | max RSS MB "
+            "| max PSS MB | max mem_mb asked | jobs with PSS over mem_mb |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for x in summarise_rules(wf["rules"]):
+            lines.append(
+                f"| {x['rule']} | {x['jobs']} | {x['s']:.1f} | {x['max_s']:.1f} "
+                f"| {x['cpu_s']:.1f} | {x['max_rss_mb']:.0f} "
+                f"| {_num(x['max_pss_mb'] or float('nan'))} "
+                f"| {_num(x.get('max_mem_mb', float('nan')))} | {x.get('over_request', '')} |"
+            )
+    b = r.get("bare")
+    if b and "steps" in b:
+        on_hvg = b.get("markers_on_hvg")
+        note = "" if on_hvg is None else f", markers on {'HVGs' if on_hvg else 'all genes'}"
+        lines += ["", f"Bare script steps at {r['n_cells']:,} cells (wall s{note}):", ""]
+        lines += ["| step | s |", "|---|---:|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in b["steps"].items()]
+    return lines
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[10_000, 100_000, 500_000, 1_000_000]
@@ -817,10 +728,60 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-workflow", action="store_true")
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep data and results of each size")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _measure_size(args, n_cells: int, settings: dict, commit: str) -> dict:
+    """Write the cohort of ``n_cells``, then run the workflow and the bare script on it."""
+    folder = args.work / f"cells_{n_cells}"
+    start = time.perf_counter()
+    sheet = write_cohort(
+        folder / "data",
+        n_cells,
+        n_genes=args.genes,
+        cells_per_sample=args.cells_per_sample,
+        seed=args.seed,
+    )
+    n_samples = sum(1 for _ in open(sheet)) - 1
+    entry = {
+        "n_cells": n_cells,
+        "n_samples": n_samples,
+        "generate_s": time.perf_counter() - start,
+        "commit": commit,
+        "config": args.config,
+    }
+    print(
+        f"{n_cells:,} cells: {n_samples} samples written in {entry['generate_s']:.0f} s",
+        flush=True,
+    )
+    if not args.skip_workflow:
+        entry["workflow"] = run_workflow(
+            folder / "workflow", sheet, args.cores, args.config, qc_only=args.qc_only
+        )
+        for name, run in entry["workflow"]["phases"].items():
+            print(f"  workflow {name} {run['wall_s']:.0f} s, exit {run['exit_code']}", flush=True)
+    if not args.skip_bare:
+        entry["bare"] = run_bare(sheet, folder / "bare", settings)
+        print(
+            f"  bare {entry['bare']['wall_s']:.0f} s, exit {entry['bare']['exit_code']}",
+            flush=True,
+        )
+    return entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--bare":
+        bare(Path(argv[1]), Path(argv[2]), json.loads(Path(argv[3]).read_text()))
+        return
+    if argv and argv[0] == "--table":
+        print(fmt_table(json.loads(Path(argv[1]).read_text())))
+        return
+    args = _parser().parse_args(argv)
 
     import yaml
 
+    # the runtime package, and the simulator's errors, which are its input errors
     sys.path.insert(0, str(REPO / "workflow" / "scripts"))
     from clonetrack.organism import apply_preset
 
@@ -835,47 +796,13 @@ def main(argv: list[str] | None = None) -> None:
     ).stdout.strip()
     results = []
     for n_cells in args.sizes:
-        folder = args.work / f"cells_{n_cells}"
-        start = time.perf_counter()
-        sheet = write_cohort(
-            folder / "data",
-            n_cells,
-            n_genes=args.genes,
-            cells_per_sample=args.cells_per_sample,
-            seed=args.seed,
-        )
-        n_samples = sum(1 for _ in open(sheet)) - 1
-        entry = {
-            "n_cells": n_cells,
-            "n_samples": n_samples,
-            "generate_s": time.perf_counter() - start,
-            "commit": commit,
-            "config": args.config,
-        }
-        print(
-            f"{n_cells:,} cells: {n_samples} samples written in {entry['generate_s']:.0f} s",
-            flush=True,
-        )
-        if not args.skip_workflow:
-            entry["workflow"] = run_workflow(
-                folder / "workflow", sheet, args.cores, args.config, qc_only=args.qc_only
-            )
-            for name, run in entry["workflow"]["phases"].items():
-                print(
-                    f"  workflow {name} {run['wall_s']:.0f} s, exit {run['exit_code']}", flush=True
-                )
-        if not args.skip_bare:
-            entry["bare"] = run_bare(sheet, folder / "bare", settings)
-            print(
-                f"  bare {entry['bare']['wall_s']:.0f} s, exit {entry['bare']['exit_code']}",
-                flush=True,
-            )
-        results.append(entry)
+        results.append(_measure_size(args, n_cells, settings, commit))
         args.work.mkdir(parents=True, exist_ok=True)
         (args.work / "summary.json").write_text(json.dumps(results, indent=1))
         table = fmt_qc_table(results) if args.qc_only else fmt_table(results)
         (args.work / "summary.md").write_text(table + "\n")
         if not args.keep:
+            folder = args.work / f"cells_{n_cells}"
             for sub in ("data", "bare", "workflow/results"):
                 shutil.rmtree(folder / sub, ignore_errors=True)
     print(fmt_qc_table(results) if args.qc_only else fmt_table(results))

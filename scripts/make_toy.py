@@ -1,4 +1,4 @@
-"""Regenerate the bundled toy dataset: ``python workflow/scripts/make_toy.py resources/toy``.
+"""Regenerate the bundled toy dataset: ``python scripts/make_toy.py resources/toy``.
 
 ``--responses`` writes the toy cohort by response instead (12 patients at diagnosis and follow-up,
 a patient table and a drug-sensitivity table): ``make_toy.py resources/toy_cohort --responses``
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the simulator raises the runtime package's input errors
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from clonetrack.simulate import (
+from clonetrack_sim import (
     select_genes,
     simulate_cohort,
     simulate_mouse_cohort,
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--responses", action="store_true", help="the toy cohort by response")
     parser.add_argument("--mouse", action="store_true", help="the barcoded mouse toy")
     args = parser.parse_args(argv)
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[1]
     if args.mouse:
         cohort = simulate_mouse_cohort(
             positions=pd.read_csv(

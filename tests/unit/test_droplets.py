@@ -11,7 +11,7 @@ import pytest
 from clonetrack import qc
 from clonetrack.io import read_counts
 from clonetrack.qc import droplets
-from clonetrack.simulate import simulate_raw_droplets
+from clonetrack_sim import simulate_raw_droplets
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY = ROOT / "resources" / "toy"

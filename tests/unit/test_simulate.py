@@ -1,5 +1,7 @@
-"""Tests for clonetrack.simulate: the planted truth must be visible in the counts it writes."""
+"""Tests for clonetrack_sim: the planted truth must be visible in the counts it writes, under
+either count model."""
 
+import ast
 import gzip
 import re
 from pathlib import Path
@@ -10,7 +12,8 @@ import pandas as pd
 import pytest
 import scanpy as sc
 from clonetrack.errors import InputError
-from clonetrack.simulate import select_genes, simulate_cohort, write_cohort
+from clonetrack_sim import barcode_strings, select_genes, simulate_cohort, write_cohort
+from clonetrack_sim.cells import _dealt_counts
 from scipy import sparse
 
 GENES = Path(__file__).resolve().parents[2] / "resources" / "toy" / "genes.tsv"
@@ -21,9 +24,9 @@ def genes():
     return pd.read_csv(GENES, sep="\t")
 
 
-@pytest.fixture(scope="module")
-def cohort(genes):
-    return simulate_cohort(genes=genes, seed=3, n_cells_per_sample=300)
+@pytest.fixture(scope="module", params=["gamma_poisson", "multinomial"])
+def cohort(genes, request):
+    return simulate_cohort(genes=genes, seed=3, n_cells_per_sample=300, counts=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +296,7 @@ def test_shipped_gene_table(genes):
 def test_genotype_reads_follow_the_planted_clones(genes):
     """Mutant reads come from leukaemic cells, the clone variant from that clone's cells only."""
     from clonetrack.clones import genotypes
-    from clonetrack.simulate import GENOTYPE_FOUNDER, genotype_reads
+    from clonetrack_sim import GENOTYPE_FOUNDER, genotype_reads
 
     small = simulate_cohort(genes=genes, seed=1, n_cells_per_sample=150, min_mono_cells=20)
     obs = pd.concat([a.obs for sid, a in small.adatas.items() if sid.startswith("P1")])
@@ -318,7 +321,7 @@ def test_genotype_reads_follow_the_planted_clones(genes):
 
 def test_mouse_cohort_has_mouse_names_and_barcodes_that_mark_its_clones(tmp_path):
     from clonetrack.io import read_counts
-    from clonetrack.simulate import simulate_mouse_cohort
+    from clonetrack_sim import simulate_mouse_cohort
 
     root = Path(__file__).resolve().parents[2]
     positions = pd.read_csv(root / "resources/genes/hg38_gene_positions.tsv.gz", sep="\t")
@@ -348,3 +351,115 @@ def test_mouse_cohort_has_mouse_names_and_barcodes_that_mark_its_clones(tmp_path
         expected = obs.loc[leukaemic, "clone"].map(barcode_of)
         assert (top[leukaemic][shown] == expected[shown]).all()
         assert top[~obs["malignant"]].isna().all()  # host cells: at most one ambient UMI
+
+
+def _simulator_imports(source: str) -> list[str]:
+    """Modules named by the imports of ``source`` that are the simulator: ``clonetrack_sim`` or a
+    ``simulate`` module of the runtime package (absolute or relative)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [f"{node.module or ''}.{a.name}" for a in node.names]
+        else:
+            continue
+        found += [
+            n for n in names if n.split(".")[0] == "clonetrack_sim" or "simulate" in n.split(".")
+        ]
+    return found
+
+
+def test_runtime_package_never_imports_the_simulator():
+    """Test data generators live outside the runtime package, and no module of it imports them."""
+    assert _simulator_imports("from clonetrack_sim import simulate_cohort") != []
+    assert _simulator_imports("import clonetrack_sim.cells as c") != []
+    assert _simulator_imports("from . import simulate") != []
+    assert _simulator_imports("from ..simulate import write_cohort") != []
+    assert _simulator_imports("from clonetrack.qc import cells\nimport numpy") == []
+    package = Path(__file__).resolve().parents[2] / "workflow" / "scripts" / "clonetrack"
+    modules = sorted(package.rglob("*.py"))
+    assert len(modules) > 20 and not (package / "simulate.py").exists()
+    offenders = {}
+    for path in modules:
+        text = path.read_text()
+        found = _simulator_imports(text) + (["clonetrack_sim"] if "clonetrack_sim" in text else [])
+        if found:
+            offenders[str(path.relative_to(package))] = found
+    assert offenders == {}
+
+
+def test_count_models_draw_the_same_cells(genes):
+    """Both count models share every draw before the counts: the same truth and, per sample, the
+    same cells by type, clone and kind; only the counts (and so barcodes and order) differ."""
+    kw = {"genes": genes, "seed": 4, "n_cells_per_sample": 200, "patients": ("P1", "P2")}
+    kw["n_clones"] = (3, 2)
+    dense = simulate_cohort(**kw)
+    sparse_ = simulate_cohort(counts="multinomial", **kw)
+    for table in ("clones", "cnv_segments", "de_genes", "resistance_genes", "programmes"):
+        pd.testing.assert_frame_equal(getattr(dense, table), getattr(sparse_, table))
+    labels = ["sample_id", "cell_type", "clone", "malignant", "low_quality", "doublet"]
+    tally = [c.cells.groupby(labels).size() for c in (dense, sparse_)]
+    pd.testing.assert_series_equal(*tally)
+    for sid, a in sparse_.adatas.items():
+        b = dense.adatas[sid]
+        assert sparse.isspmatrix_csr(a.X) and a.X.dtype == np.int32 and a.X.has_canonical_format
+        assert a.shape == b.shape and (a.var_names == b.var_names).all()
+        assert (a.X != b.X).nnz > 0
+        lib_a, lib_b = np.asarray(a.X.sum(1)).ravel(), np.asarray(b.X.sum(1)).ravel()
+        assert np.median(lib_a) == pytest.approx(np.median(lib_b), rel=0.15)
+    with pytest.raises(InputError, match="count model"):
+        simulate_cohort(counts="poisson", **kw)
+
+
+def test_on_sample_receives_each_sample_and_the_cohort_keeps_none(genes):
+    kw = {"genes": genes, "seed": 5, "n_cells_per_sample": 150, "min_mono_cells": 20}
+    kept = simulate_cohort(counts="multinomial", **kw)
+    streamed = {}
+    cohort = simulate_cohort(
+        counts="multinomial", on_sample=lambda sid, adata: streamed.update({sid: adata}), **kw
+    )
+    assert cohort.adatas == {} and list(streamed) == list(kept.adatas)
+    for sid, adata in streamed.items():
+        assert (adata.X != kept.adatas[sid].X).nnz == 0
+        pd.testing.assert_frame_equal(adata.obs, kept.adatas[sid].obs)
+    pd.testing.assert_frame_equal(cohort.cells, kept.cells)
+    assert set(cohort.genotypes) == {s for s in streamed if s.startswith("P1")}
+    for sid, table in cohort.genotypes.items():
+        pd.testing.assert_frame_equal(table, kept.genotypes[sid])
+
+
+def test_dealt_counts_follow_the_profile():
+    rng = np.random.default_rng(0)
+    profile = rng.dirichlet(np.ones(40))
+    profile[[3, 17]] = 0.0
+    profile /= profile.sum()
+    umis = rng.poisson(400, 600)
+    umis[[0, 9, -1]] = 0
+    x = _dealt_counts(rng, umis, profile)
+    x.check_format(full_check=True)
+    assert x.has_canonical_format and x.dtype == np.int32 and x.shape == (600, 40)
+    assert (np.asarray(x.sum(1)).ravel() == umis).all()
+    assert x[:, [3, 17]].nnz == 0
+    totals = np.asarray(x.sum(0)).ravel()
+    expected = profile * umis.sum()
+    seen = expected > 0
+    chi2 = ((totals[seen] - expected[seen]) ** 2 / expected[seen]).sum()
+    assert chi2 < 80  # 37 degrees of freedom: p < 1e-4 beyond this
+    # cells are dealt UMIs at random: a gene's count is Poisson-like across cells of equal size
+    same = umis == 400
+    g = int(np.argmax(profile))
+    counts = x[same][:, g].toarray().ravel()
+    assert counts.var() / counts.mean() == pytest.approx(1 - profile[g], abs=0.35)
+
+
+def test_barcode_strings_write_codes_in_base_4():
+    codes = [0, 1, 4, 4**16 - 1, 123_456_789]
+
+    def by_hand(code, length):
+        return "".join("ACGT"[(code >> (2 * i)) & 3] for i in range(length))
+
+    assert list(barcode_strings(codes)) == [by_hand(c, 16) + "-1" for c in codes]
+    long = [4**20 - 1, 987_654_321_012]
+    assert list(barcode_strings(long, length=20, suffix="")) == [by_hand(c, 20) for c in long]
+    assert barcode_strings(codes).dtype == object and len(barcode_strings([])) == 0
