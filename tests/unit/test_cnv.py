@@ -27,7 +27,7 @@ matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[2]
 POSITIONS = ROOT / "resources" / "genes" / "hg38_gene_positions.tsv.gz"
-REFERENCE = ("T", "CTL", "NK", "B", "Plasma")
+REFERENCE = cnv.REFERENCE_CELL_TYPES
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,7 @@ RECALL_419A = 0.8
 BACC_419A = 0.55
 GAIN = slice(150, 250)  # 100 consecutive chr1 genes: x1.5 in both subclones
 LOSS = slice(450, 550)  # 100 consecutive chr2 genes: x0.5 in subclone B only
+WINDOW_50 = cnv.CnvSettings(window_size=50, step=5)
 
 
 def _synthetic(positions, seed=0, *, plant=True):
@@ -133,7 +134,7 @@ def _synthetic(positions, seed=0, *, plant=True):
 @pytest.fixture(scope="module")
 def planted(positions):
     adata = _synthetic(positions)
-    cnv.infer_cnv(adata, window_size=50, step=5, random_state=0)
+    cnv.infer_cnv(adata, settings=WINDOW_50, random_state=0)
     return adata
 
 
@@ -191,7 +192,7 @@ def test_planted_segments_found(planted):
 
 def test_no_signal_calls_nothing(positions):
     adata = _synthetic(positions, seed=1, plant=False)
-    cnv.infer_cnv(adata, window_size=50, step=5, random_state=0)
+    cnv.infer_cnv(adata, settings=WINDOW_50, random_state=0)
     assert not adata.obs["malignant"].any()
     assert adata.uns["clonetrack"]["cnv"]["detectable"] is False
     assert (adata.obs["cnv_clone"] == "normal").all()
@@ -200,7 +201,7 @@ def test_no_signal_calls_nothing(positions):
 
 def test_deterministic(positions, planted):
     again = _synthetic(positions)
-    cnv.infer_cnv(again, window_size=50, step=5, random_state=0)
+    cnv.infer_cnv(again, settings=WINDOW_50, random_state=0)
     np.testing.assert_array_equal(again.obs["malignant"], planted.obs["malignant"])
     np.testing.assert_array_equal(
         again.obs["cnv_clone"].astype(str), planted.obs["cnv_clone"].astype(str)
@@ -296,7 +297,10 @@ def test_real_aml419a_agreement(positions):
     adata = _vangalen("AML419A-D0")
     cnv.add_gene_positions(adata, positions)
     cnv.infer_cnv(
-        adata, reference_key="CellType", reference_categories=REFERENCE, min_reference_cells=10
+        adata,
+        reference_key="CellType",
+        reference_categories=REFERENCE,
+        settings=cnv.CnvSettings(min_reference_cells=10),
     )
     labelled = adata.obs["PredictionRefined"].isin(["malignant", "normal"]).to_numpy()
     truth = (adata.obs["PredictionRefined"][labelled] == "malignant").to_numpy()
@@ -340,11 +344,11 @@ def test_one_job_runs_in_process_with_the_pools_result(positions, planted, monke
 
     monkeypatch.setattr(implementation, "process_map", spy)
     in_process = _synthetic(positions)
-    cnv.infer_cnv(in_process, window_size=50, step=5, random_state=0, n_jobs=1)
+    cnv.infer_cnv(in_process, settings=WINDOW_50, random_state=0, n_jobs=1)
     assert calls == []
     assert implementation.process_map is spy  # restored afterwards
     pool = _synthetic(positions)
-    cnv.infer_cnv(pool, window_size=50, step=5, random_state=0, n_jobs=2)
+    cnv.infer_cnv(pool, settings=WINDOW_50, random_state=0, n_jobs=2)
     assert calls == [2]
     np.testing.assert_array_equal(in_process.obsm["X_cnv"].toarray(), pool.obsm["X_cnv"].toarray())
     np.testing.assert_array_equal(in_process.obs["malignant"], pool.obs["malignant"])

@@ -1,11 +1,16 @@
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from clonetrack import de
-from clonetrack.clones import patient_clones, resistance
+import yaml
+from clonetrack import de, vocabulary
+from clonetrack.clones import cnv, patient_clones, resistance
 from scipy import stats
+
+CNV_OFF = cnv.PatientCnv.unavailable("clones.infer_cnv is off")
 
 
 def make_patient(n=60, n_genes=50, seed=0):
@@ -52,17 +57,15 @@ def test_given_table_and_lineage_barcodes_share_one_patient_and_account_for_ever
     )
     tags = ["TAG1"] * 30 + ["TAG2"] * 20 + [""] * 10
     s2 = lineage_counts([f"AC{i:04d}" for i in range(60)], tags)
-    cells, report, unmatched, cnv_adata = patient_clones.define_patient_clones(
+    cells, report, unmatched = patient_clones.define_patient_clones(
         adata,
         patient_id="P1",
         clone_tables={"S1": table},
         lineage_counts={"S2": s2},
         lineage_params={},
         min_confidence=None,
-        cnv_positions=None,
-        cnv_params={},
+        copy_number=CNV_OFF,
     )
-    assert cnv_adata is None
     assert len(cells) == adata.n_obs and cells.index.equals(adata.obs_names)
     s1 = cells.loc[adata.obs["sample_id"] == "S1"]
     assert s1["clone"].value_counts().to_dict() == {"A": 20, "B": 20, "unassigned": 20}
@@ -79,18 +82,130 @@ def test_given_table_and_lineage_barcodes_share_one_patient_and_account_for_ever
 
 def test_samples_without_clone_source_are_reported_when_cnv_is_off():
     adata = make_patient()
-    cells, report, _, _ = patient_clones.define_patient_clones(
+    cells, report, _ = patient_clones.define_patient_clones(
         adata,
         patient_id="P1",
         clone_tables={},
         lineage_counts={},
         lineage_params={},
         min_confidence=None,
-        cnv_positions=None,
-        cnv_params={},
+        copy_number=CNV_OFF,
     )
     assert (cells["clone"] == "unassigned").all() and not cells["malignant"].any()
     assert report["note"].str.contains("infer_cnv is off").all()
+
+
+def test_every_clone_source_of_the_vocabulary_has_one_registry_entry():
+    assert set(patient_clones.CLONE_SOURCE_REGISTRY) == set(vocabulary.CLONE_SOURCES)
+
+
+def planted_copy_number(adata, clone_of_cell):
+    """A copy-number run that called the cells of ``clone_of_cell`` (cnvK or normal), plus 30
+    reference cells of another sample."""
+    extra = pd.Index([f"H_{i}" for i in range(30)])
+    names = adata.obs_names.append(extra)
+    clone = np.r_[clone_of_cell, ["normal"] * len(extra)]
+    cells = pd.DataFrame(
+        {
+            "cell_type": "Prog",
+            "reference": np.r_[np.zeros(adata.n_obs, bool), np.ones(len(extra), bool)],
+            "score": np.where(clone == "normal", 0.0, 5.0),
+            "called": clone != "normal",
+            "cnv_score_cell": np.linspace(0, 1, len(names)),
+            "cnv_clone": clone,
+        },
+        index=names,
+    )
+    return cnv.PatientCnv(cells, adata.var_names, "", True)
+
+
+@pytest.mark.parametrize(
+    ("precedence", "expected"), [(("given", "cnv"), "given"), (("cnv", "given"), "cnv")]
+)
+def test_each_sample_takes_the_first_source_it_has_in_the_precedence(precedence, expected):
+    adata = make_patient()
+    table = pd.DataFrame({"barcode": [f"AC{i:04d}" for i in range(20)], "clone_id": "A"})
+    clone_of_cell = np.where(np.arange(adata.n_obs) % 2 == 0, "cnv1", "normal")
+    copy_number = planted_copy_number(adata, clone_of_cell)
+    cells, report, _ = patient_clones.define_patient_clones(
+        adata,
+        patient_id="P1",
+        clone_tables={"S1": table},
+        lineage_counts={},
+        lineage_params={},
+        min_confidence=None,
+        copy_number=copy_number,
+        source_precedence=precedence,
+    )
+    sources = report.set_index("sample_id")["source"]
+    # S2 has no table: copy number is the one source it has, whatever the order
+    assert sources.to_dict() == {"S1": expected, "S2": "cnv"}
+    s2 = (adata.obs["sample_id"] == "S2").to_numpy()
+    # copy-number clones carry the patient's name, on malignant cells only
+    labelled = cells.loc[s2, "clone"] != "unassigned"
+    assert (cells.loc[s2, "clone"][labelled] == "P1_cnv1").all()
+    assert (cells.loc[s2][labelled]["malignant"]).all()
+    np.testing.assert_array_equal(
+        cells["cnv_score"], copy_number.cells["cnv_score_cell"].iloc[: adata.n_obs]
+    )
+    if expected == "given":
+        s1 = cells.loc[~s2]
+        assert (s1["clone"] == "A").sum() == 20 and s1["malignant"].sum() >= 20
+
+
+def test_patient_copy_number_survives_its_file(tmp_path):
+    adata = make_patient()
+    copy_number = planted_copy_number(adata, np.full(adata.n_obs, "normal"))
+    copy_number = cnv.PatientCnv(copy_number.cells, copy_number.genes, "a note", True)
+    copy_number.to_anndata().write_h5ad(tmp_path / "cnv.h5ad")
+    again = cnv.PatientCnv.from_anndata(ad.read_h5ad(tmp_path / "cnv.h5ad"))
+    pd.testing.assert_frame_equal(again.cells, copy_number.cells)
+    assert list(again.genes) == list(adata.var_names)
+    assert (again.note, again.inferred) == ("a note", True)
+    off = cnv.PatientCnv.unavailable("why")
+    off.to_anndata().write_h5ad(tmp_path / "off.h5ad")
+    again = cnv.PatientCnv.from_anndata(ad.read_h5ad(tmp_path / "off.h5ad"))
+    assert again.cells.empty and not again.inferred and again.note == "why"
+    assert list(again.cells.columns) == list(cnv.PATIENT_CNV_COLUMNS)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_normal_reference_is_one_definition():
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())["clones"]["cnv"]
+    schema = yaml.safe_load((REPO / "config/schemas/config.schema.yaml").read_text())
+    cnv_schema = schema["properties"]["clones"]["properties"]["cnv"]["properties"]
+    assert tuple(config["reference_cell_types"]) == cnv.REFERENCE_CELL_TYPES
+    assert tuple(cnv_schema["reference_cell_types"]["default"]) == cnv.REFERENCE_CELL_TYPES
+    reference = cnv.NormalReference.from_settings(
+        cell_types=["T", "NK"], reference_samples=["D1"], healthy=["H1"]
+    )
+    # healthy samples join the copy-number reference; only they (and the types) seed "normal"
+    assert reference.samples == ("D1", "H1")
+    obs = pd.DataFrame(
+        {
+            "sample_id": ["P"] * 3 + ["H1"] * 12 + ["D1"] * 2,
+            "cell_type": ["T", "Mono", "NK"] + ["Mono"] * 10 + ["Ery"] * 2 + ["Mono", "T"],
+        }
+    )
+    seeds = reference.normal_seeds(obs)
+    np.testing.assert_array_equal(seeds, [True, False, True] + [True] * 12 + [False, True])
+    labels, categories = reference.categories(obs)
+    # a type with 10+ cells over the reference samples is its own category; fewer pool together
+    assert list(labels[:3]) == ["T", "query", "NK"]
+    assert set(labels[3:13]) == {"healthy_Mono"}
+    assert list(labels[13:]) == ["reference_sample"] * 2 + ["healthy_Mono", "T"]
+    assert categories == ("T", "NK", "healthy_Mono", "reference_sample")
+
+
+def test_cnv_settings_take_the_config_section():
+    section = yaml.safe_load((REPO / "config/config.yaml").read_text())["clones"]["cnv"]
+    settings = cnv.CnvSettings.from_config(section)
+    assert settings.reference_quantile == section["reference_quantile"]
+    assert settings.window_size == section["window_size"]
+    with pytest.raises(TypeError, match="no_such_setting"):
+        cnv.CnvSettings.from_config({**section, "no_such_setting": 1})
 
 
 def clone_cohort(n_patients=3, n_cells=40, n_genes=200, planted=10, fold=3.0, seed=2):

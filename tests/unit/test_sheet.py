@@ -89,7 +89,10 @@ def test_schema_is_complete_and_valid():
 
 def test_import_is_light():
     # common.smk imports this at parse time: no scanpy/anndata
-    code = "import sys, clonetrack.io.sheet; print('scanpy' in sys.modules or 'anndata' in sys.modules)"
+    code = (
+        "import sys, clonetrack.io.sheet; "
+        "print('scanpy' in sys.modules or 'anndata' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(sheet.__file__).parents[2])}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True

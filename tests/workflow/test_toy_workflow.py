@@ -184,7 +184,7 @@ def test_planted_malignant_cells_found_without_a_clone_table(final, truth):
 def test_genotype_clones_of_p1_follow_the_planted_clones(toy_run, final, truth):
     """Each planted clone carries one private variant (resources/toy/README.md); the genotype
     clones are named by it, and the planted expanding clone is classified expanding."""
-    from clonetrack.simulate import GENOTYPE_CLONE_VARIANTS
+    from clonetrack_sim import GENOTYPE_CLONE_VARIANTS
 
     planted = read_tsv(toy_run / TOY / "truth/clones.tsv", dtype=str, keep_default_na=False)
     planted = planted[planted["patient_id"] == "P1"].sort_values("clone")
@@ -273,8 +273,28 @@ def test_dynamics_alpha_reruns_clone_dynamics_not_copy_number(toy_run, tmp_path)
     assert reasons["params have changed since last execution"] == {"clone_dynamics"}
     assert jobs.get("clone_dynamics") == 1, jobs
     assert not set(jobs) & (
-        UPSTREAM | {"annotate_cells", "define_clones", "finalise", "timepoint_de"}
+        UPSTREAM | {"annotate_cells", "infer_cnv", "define_clones", "finalise", "timepoint_de"}
     )
+
+
+CHANGED = "params have changed since last execution"
+
+
+def test_clone_calling_edit_reruns_the_clone_call_not_for_copy_number_settings(toy_run, tmp_path):
+    """A clone-calling setting that copy number does not read re-runs define_clones and what reads
+    it; copy number and everything upstream stay (the merged matrices are kept, not temp())."""
+    jobs, reasons = jobs_after_edit(toy_run, tmp_path, "clones:\n  min_confidence: 0.5\n")
+    assert reasons[CHANGED] == {"define_clones"}
+    assert jobs.get("define_clones") == 3 and jobs.get("finalise") == 1, jobs
+    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "infer_cnv", "timepoint_de"})
+
+
+def test_copy_number_edit_reruns_infer_cnv_for_every_patient(toy_run, tmp_path):
+    edit = "clones:\n  cnv:\n    reference_quantile: 0.95\n"
+    jobs, reasons = jobs_after_edit(toy_run, tmp_path, edit)
+    assert reasons[CHANGED] == {"infer_cnv"}
+    assert jobs.get("infer_cnv") == 3 and jobs.get("define_clones") == 3, jobs
+    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "timepoint_de"})
 
 
 def test_de_alpha_reruns_only_de_and_what_reads_it(toy_run, tmp_path):
@@ -290,9 +310,7 @@ def test_annotation_min_score_reruns_annotation_and_downstream_only(toy_run, tmp
     jobs, reasons = jobs_after_edit(toy_run, tmp_path, "annotation:\n  min_score: 0.2\n")
     assert reasons["params have changed since last execution"] == {"annotate_cells"}
     assert jobs.get("annotate_cells") == 1 and jobs.get("define_clones") == 3, jobs
+    # copy number's reference is cell types, so the new cell types redo it for every patient
+    assert jobs.get("infer_cnv") == 3, jobs
     assert jobs.get("finalise") == 1
-    assert not set(jobs) & {"qc_sample", "qc_ledger"}
-    # The merged matrices annotation reads are temp(), gone after the run: the merge is redone,
-    # and integration and clustering follow it (docs/architecture.md: keep them with --notemp
-    # while iterating on annotation settings).
-    assert reasons["output files have to be generated"] == {"annotate_cells", "merge_normalise"}
+    assert not set(jobs) & UPSTREAM

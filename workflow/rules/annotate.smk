@@ -4,7 +4,7 @@ rule annotate_cells:
         cells="results/cluster/cells.h5ad",
         markers=config["annotation"]["markers"],
     output:
-        cells=temp("results/annotate/cells.h5ad"),
+        cells="results/annotate/cells.h5ad",
         clusters=report(
             "results/tables/cluster_annotation.tsv",
             caption="../report/cluster_annotation.rst",

@@ -1,9 +1,43 @@
+rule infer_cnv:
+    input:
+        unpack(cnv_expression_inputs),
+    output:
+        cells="results/clones/patient~{patient}/cnv_cells.h5ad",
+        segments="results/clones/patient~{patient}/cnv_segments.tsv",
+        heatmap=report(
+            "results/clones/patient~{patient}/cnv_heatmap.png",
+            caption="../report/cnv_heatmap.rst",
+            category="5. Clones",
+            subcategory="{patient}",
+            labels={"patient": "{patient}", "figure": "copy-number heatmap"},
+        ),
+    params:
+        cnv=cnv_settings(),
+        reference=normal_cells(),
+        cnv_off_reason=CNV_OFF_REASON or "",
+        seed=config["seed"],
+    log:
+        "logs/infer_cnv/patient~{patient}.log",
+    benchmark:
+        "benchmarks/infer_cnv/patient~{patient}.tsv"
+    threads: 1
+    resources:
+        # 1M-cell cohort: PSS 3.3-3.7 GB per patient of about 29,000 cells (copy number and the
+        # clone call in one job), whose share of the merged file is 355 MB
+        mem_mb=patient_mem_mb(factor=14, floor_mb=3000),
+        runtime=60,
+    conda:
+        "../../envs/clonetrack.yaml"
+    script:
+        "../scripts/infer_cnv.py"
+
+
 rule define_clones:
     input:
         unpack(clone_inputs),
         merged="results/merged/adata.h5ad",
         cells="results/annotate/cells.h5ad",
-        positions=gene_positions_input(),
+        cnv="results/clones/patient~{patient}/cnv_cells.h5ad",
         normal_reference=normal_reference_input(),
     output:
         cells="results/clones/patient~{patient}/cells.tsv.gz",
@@ -15,19 +49,10 @@ rule define_clones:
             labels={"patient": "{patient}", "table": "clone sources"},
         ),
         unmatched="results/clones/patient~{patient}/unmatched_rows.tsv",
-        segments="results/clones/patient~{patient}/cnv_segments.tsv",
-        heatmap=report(
-            "results/clones/patient~{patient}/cnv_heatmap.png",
-            caption="../report/cnv_heatmap.rst",
-            category="5. Clones",
-            subcategory="{patient}",
-            labels={"patient": "{patient}", "figure": "copy-number heatmap"},
-        ),
     params:
         sources=clone_sources,
         clones=clone_calling_settings(),
-        cnv_off_reason=CNV_OFF_REASON or "",
-        healthy=HEALTHY,
+        reference=normal_cells(),
         target_sum=config["preprocess"]["target_sum"],
         seed=config["seed"],
     log:
@@ -36,8 +61,8 @@ rule define_clones:
         "benchmarks/define_clones/patient~{patient}.tsv"
     threads: 1
     resources:
-        # 1M-cell cohort: PSS 3.3-3.7 GB per patient of about 29,000 cells, whose share of the
-        # merged file is 355 MB (the cohort's obs, read whole, grows the rest slowly)
+        # the patient's expression and a PCA with the healthy-marrow reference (the copy-number
+        # run, the larger part of the 3.3-3.7 GB measured for both together, is infer_cnv's)
         mem_mb=patient_mem_mb(factor=14, floor_mb=3000),
         runtime=60,
     conda:

@@ -115,14 +115,14 @@ wildcard_constraints:
 # Each rule gets only the settings it reads, so that a config edit re-runs only the jobs that
 # depend on it (Snakemake re-runs a job whose params changed, and everything downstream).
 
-# The clones settings that define_clones reads; dynamics and resistance shape later steps only.
+# The clones settings that define_clones reads; dynamics and resistance shape later steps only,
+# and copy number (clones.cnv) is infer_cnv's, whose output define_clones reads.
 CLONE_CALLING_SETTINGS = (
     "source_precedence",
     "malignant",
     "genotypes",
     "min_confidence",
     "lineage",
-    "cnv",
 )
 
 
@@ -130,12 +130,30 @@ def clone_calling_settings():
     return {key: config["clones"][key] for key in CLONE_CALLING_SETTINGS}
 
 
+def cnv_settings():
+    """The copy-number settings of infer_cnv: clones.cnv less the reference (normal_cells())."""
+    reference = ("reference_cell_types", "reference_samples")
+    return {k: v for k, v in config["clones"]["cnv"].items() if k not in reference}
+
+
+def normal_cells():
+    """Which cells are normal, in the terms of clonetrack.clones.cnv.NormalReference.from_settings:
+    the copy-number reference (reference cell types, reference samples and the sheet's healthy
+    samples) and the malignant call's normal seeds (healthy samples, reference cell types)."""
+    return {
+        "cell_types": config["clones"]["cnv"]["reference_cell_types"],
+        "reference_samples": config["clones"]["cnv"]["reference_samples"],
+        "healthy": HEALTHY,
+    }
+
+
 def final_object_settings():
     """The settings the final object is made with (recorded in its uns): those of every step whose
     output it assembles, and none of DE, clone dynamics, resistance or the cohort."""
     sections = ("samples", "organism", "normal_reference", "seed", "qc", "droplets", "preprocess",
                 "integration", "clustering", "annotation")  # fmt: skip
-    return {**{key: config[key] for key in sections}, "clones": clone_calling_settings()}
+    clones = {**clone_calling_settings(), "cnv": config["clones"]["cnv"]}
+    return {**{key: config[key] for key in sections}, "clones": clones}
 
 
 def sample_qc_settings(wildcards):
@@ -191,9 +209,16 @@ def clone_inputs(wildcards):
     }
 
 
-def gene_positions_input():
-    """The gene-position table of copy number, or nothing when copy number is not inferred."""
-    return [] if CNV_OFF_REASON else [config["clones"]["cnv"]["gene_positions"]]
+def cnv_expression_inputs(wildcards):
+    """The expression, cell types and gene positions of copy number, or nothing when it is not
+    inferred (infer_cnv then writes the reason)."""
+    if CNV_OFF_REASON:
+        return {}
+    return {
+        "merged": "results/merged/adata.h5ad",
+        "cells": "results/annotate/cells.h5ad",
+        "positions": config["clones"]["cnv"]["gene_positions"],
+    }
 
 
 def normal_reference_input():
@@ -249,7 +274,8 @@ def patient_mem_mb(factor, floor_mb=1000):
 
     def estimate(wildcards, input, attempt):
         share = float((SAMPLES["patient_id"] == wildcards.patient).mean())
-        size = input_mb(input.merged, factor, floor_mb=0) * share
+        # a job without expression (copy number off) gets the floor
+        size = input_mb(getattr(input, "merged", []), factor, floor_mb=0) * share
         return max(floor_mb, int(size)) * 2 ** (attempt - 1)
 
     return estimate

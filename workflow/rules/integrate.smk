@@ -2,9 +2,9 @@ rule merge_normalise:
     input:
         kept=qc_outputs("cells_kept.h5ad"),
     output:
-        adata=temp("results/merged/adata.h5ad"),
+        adata="results/merged/adata.h5ad",
         # raw counts of all samples, concatenated on disk; the final object's layers["counts"]
-        counts=temp("results/merged/counts.h5ad"),
+        counts="results/merged/counts.h5ad",
     params:
         samples=SAMPLES,
         preprocess=config["preprocess"],

@@ -45,6 +45,19 @@ SAMPLES = {
 SMALL_SAMPLE_CELLS = 30
 
 
+def _sheet_row(sample_id, patient_id, timepoint, order, path, healthy) -> dict:
+    return {
+        "sample_id": sample_id,
+        "patient_id": patient_id,
+        "timepoint": timepoint,
+        "timepoint_order": order,
+        "path": path,
+        "format": "dense_txt",
+        "batch": sample_id,
+        "healthy": healthy,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=Path("/work/shared/data/vangalen2019"))
@@ -84,18 +97,7 @@ def main() -> None:
         annos[sample_id].to_csv(
             args.out / anno, sep="\t", compression={"method": "gzip", "mtime": 0}
         )
-        rows.append(
-            {
-                "sample_id": sample_id,
-                "patient_id": patient_id,
-                "timepoint": "diagnosis",
-                "timepoint_order": 1,
-                "path": dem,
-                "format": "dense_txt",
-                "batch": sample_id,
-                "healthy": healthy,
-            }
-        )
+        rows.append(_sheet_row(sample_id, patient_id, "diagnosis", 1, dem, healthy))
         print(sample_id, x.shape[1], "cells")
     # A small remission sample of AML329 (tens of cells are ordinary at remission): every step
     # must run on it. Same genes as the files above; its own generator so the draws above stay.
@@ -111,18 +113,7 @@ def main() -> None:
     a.loc[cells].rename_axis(a.index.name).to_csv(
         args.out / anno, sep="\t", compression={"method": "gzip", "mtime": 0}
     )
-    rows.append(
-        {
-            "sample_id": "AML329-D37",
-            "patient_id": "AML329",
-            "timepoint": "D37",
-            "timepoint_order": 2,
-            "path": dem,
-            "format": "dense_txt",
-            "batch": "AML329-D37",
-            "healthy": "no",
-        }
-    )
+    rows.append(_sheet_row("AML329-D37", "AML329", "D37", 2, dem, "no"))
     print("AML329-D37", x.shape[1], "cells")
     pd.DataFrame(rows).to_csv(args.out / "samples.tsv", sep="\t", index=False)
     print(int(detected.sum()), "genes kept of", len(genes))

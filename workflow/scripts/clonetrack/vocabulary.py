@@ -26,6 +26,7 @@ SENSITIVE_CLASSES = ("contracting", "eliminated")
 SURVIVING_CLASSES = ("expanding", "persistent", "emergent")
 
 #: Clone sources, in the default order of ``clones.source_precedence`` (a sample takes the first
-#: it has). A new source joins here, in the config schema's enum and in
-#: ``patient_clones.define_patient_clones``.
+#: it has). A new source is named here and its caller joins
+#: ``clonetrack.clones.patient_clones.CLONE_SOURCE_REGISTRY``; tests fail until the registry and the
+#: config schema's enum name the same sources.
 CLONE_SOURCES = ("given", "lineage_barcode", "genotype", "cnv")

@@ -8,7 +8,9 @@ define expression without copy-number change.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from os import PathLike
 
 import anndata as ad
@@ -18,6 +20,8 @@ import scipy.sparse as sp
 from scipy.stats import binom
 
 from clonetrack.errors import InputError
+
+log = logging.getLogger(__name__)
 
 _POSITION_COLUMNS = ("gene", "chromosome", "start", "end")
 
@@ -232,39 +236,22 @@ def _effect(x: np.ndarray, ref_mean: np.ndarray, ref_sd: np.ndarray) -> float:
     return float(np.mean(((x.mean(axis=0) - ref_mean) / ref_sd) ** 2) - 1.0 / n)
 
 
-def _call_malignant(
-    x: np.ndarray,
-    clusters: np.ndarray,
-    is_ref: np.ndarray,
-    *,
-    reference_quantile: float,
-    min_cluster_cells: int,
-    null_draws: int,
-    null_quantile: float,
-    depletion_alpha: float,
-    n_iterations: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict]:
-    """Malignant calls: averaged-profile test per CNV cluster, then a per-cell consensus score.
+def _reference_spread(ref_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of the reference cells' profiles.
 
-    1. For every CNV cluster, the effect (:func:`_effect`) of its non-reference cells is compared
-       with a null: (a) the largest effect among the reference cells of each CNV cluster with at
-       least ``min_cluster_cells`` of them (groups that clustering made look alike) and (b) the
-       ``null_quantile`` quantile of ``null_draws`` random groups of reference cells of the
-       cluster's size. Clusters above both and with a lower share of reference cells than the
-       sample are candidates; they are seeds when, pooled, they hold significantly fewer
-       reference cells than that share (one-sided binomial, level ``depletion_alpha``).
-    2. Consensus profile = mean of the called cells minus the reference mean; each cell is scored
-       by the projection of its profile on it, and called malignant when the score exceeds the
-       ``reference_quantile`` quantile of the reference cells' scores. Repeated
-       ``n_iterations`` times, starting from the seed clusters.
+    Windows that the dynamic threshold zeroes in nearly every reference cell have almost no
+    spread; a floor at the median spread keeps them from dominating the effect.
     """
-    ref_x = x[is_ref]
-    ref_mean = ref_x.mean(axis=0)
-    # Windows that the dynamic threshold zeroes in nearly every reference cell have almost no
-    # spread; a floor at the median spread keeps them from dominating the effect.
     ref_sd = ref_x.std(axis=0)
-    ref_sd = np.maximum(ref_sd, max(float(np.median(ref_sd)), 1e-6))
+    return ref_x.mean(axis=0), np.maximum(ref_sd, max(float(np.median(ref_sd)), 1e-6))
+
+
+def _cluster_effects(
+    x, clusters, is_ref, ref_mean, ref_sd, *, min_cluster_cells, null_draws, null_quantile, rng
+) -> tuple[pd.DataFrame, float]:
+    """Per CNV cluster, the effect of its non-reference cells and of random reference groups of
+    its size; and the largest effect of the reference cells inside any one cluster."""
+    ref_x = x[is_ref]
     ref_effects = [
         _effect(x[(clusters == c) & is_ref], ref_mean, ref_sd)
         for c in np.unique(clusters)
@@ -294,10 +281,17 @@ def _call_malignant(
                 "null_random": rand_null,
             }
         )
-    table = pd.DataFrame(rows).set_index("cluster")
-    # Copy-number clones hold (almost) no reference cells, whereas clusters formed by noise or by
-    # expression shared with lymphocytes hold them at about the sample-wide rate.
-    share = float(is_ref.mean())
+    return pd.DataFrame(rows).set_index("cluster"), ref_null
+
+
+def _seed_clusters(
+    table: pd.DataFrame, share: float, ref_null: float, depletion_alpha: float
+) -> float:
+    """Mark the seed clusters in ``table["seed"]``; returns the pooled depletion p-value.
+
+    Copy-number clones hold (almost) no reference cells, whereas clusters formed by noise or by
+    expression shared with lymphocytes hold them at about the sample-wide rate ``share``.
+    """
     candidate = (
         (table["effect"] > table["null_random"])
         & (table["effect"] > ref_null)
@@ -308,7 +302,14 @@ def _call_malignant(
     n_cand_ref = n_cand - int(table.loc[candidate, "n_query"].sum())
     p_depletion = float(binom.cdf(n_cand_ref, n_cand, share)) if n_cand else 1.0
     table["seed"] = candidate & (p_depletion < depletion_alpha)
-    seed = np.isin(clusters, table.index[table["seed"]]) & ~is_ref
+    return p_depletion
+
+
+def _consensus_calls(
+    x, seed, is_ref, ref_mean, *, reference_quantile, n_iterations
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Score every cell on the consensus profile of the called cells (starting from the seeds)
+    and call it above the ``reference_quantile`` quantile of the reference cells' scores."""
     call = seed.copy()
     score = np.zeros(x.shape[0])
     threshold = np.nan
@@ -322,6 +323,58 @@ def _call_malignant(
         call = (score > threshold) & ~is_ref
         if not call.any():
             break
+    return call, score, threshold
+
+
+def _call_malignant(
+    x: np.ndarray,
+    clusters: np.ndarray,
+    is_ref: np.ndarray,
+    *,
+    reference_quantile: float,
+    min_cluster_cells: int,
+    null_draws: int,
+    null_quantile: float,
+    depletion_alpha: float,
+    n_iterations: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict]:
+    """Malignant calls: averaged-profile test per CNV cluster, then a per-cell consensus score.
+
+    1. For every CNV cluster, the effect (:func:`_effect`) of its non-reference cells is compared
+       with a null: (a) the largest effect among the reference cells of each CNV cluster with at
+       least ``min_cluster_cells`` of them (groups that clustering made look alike) and (b) the
+       ``null_quantile`` quantile of ``null_draws`` random groups of reference cells of the
+       cluster's size. Clusters above both and with a lower share of reference cells than the
+       sample are candidates; they are seeds when, pooled, they hold significantly fewer
+       reference cells than that share (one-sided binomial, level ``depletion_alpha``).
+    2. Consensus profile = mean of the called cells minus the reference mean; each cell is scored
+       by the projection of its profile on it, and called malignant when the score exceeds the
+       ``reference_quantile`` quantile of the reference cells' scores. Repeated
+       ``n_iterations`` times, starting from the seed clusters.
+    """
+    ref_mean, ref_sd = _reference_spread(x[is_ref])
+    table, ref_null = _cluster_effects(
+        x,
+        clusters,
+        is_ref,
+        ref_mean,
+        ref_sd,
+        min_cluster_cells=min_cluster_cells,
+        null_draws=null_draws,
+        null_quantile=null_quantile,
+        rng=rng,
+    )
+    p_depletion = _seed_clusters(table, float(is_ref.mean()), ref_null, depletion_alpha)
+    seed = np.isin(clusters, table.index[table["seed"]]) & ~is_ref
+    call, score, threshold = _consensus_calls(
+        x,
+        seed,
+        is_ref,
+        ref_mean,
+        reference_quantile=reference_quantile,
+        n_iterations=n_iterations,
+    )
     table["frac_malignant"] = pd.Series(call).groupby(clusters).mean()
     info = {
         "reference_cluster_null": float(ref_null),
@@ -331,29 +384,275 @@ def _call_malignant(
     return call, score, table, info
 
 
+@dataclass(frozen=True)
+class CnvSettings:
+    """Settings of :func:`infer_cnv`: the method's, without the reference or the gene positions.
+
+    Attributes
+    ----------
+    window_size, step, dynamic_threshold
+        Passed to :func:`infercnvpy.tl.infercnv`. ``window_size=None`` uses about 2% of the
+        positioned, expressed genes (odd, 21-101: 101 for a transcriptome, 49 for the 2,500-gene
+        toy); ``step=None`` uses a tenth of the window.
+    exclude_chromosomes
+        Chromosomes left out. Within a patient, reference and tumour share the sex, so ``chrX`` is
+        kept (X loss is recurrent in some AML).
+    n_pcs, n_neighbors, resolution
+        CNV PCA components, neighbours and Leiden resolution for the CNV clusters.
+    reference_quantile
+        Quantile of the reference cells' consensus scores a cell must exceed to be malignant (the
+        share of reference-like cells expected above it is ``1 - reference_quantile``).
+    min_reference_cells
+        Fewer reference cells than this raise :class:`~clonetrack.errors.InputError`.
+    min_cluster_cells
+        Clusters with fewer non-reference cells are not tested as seeds (nor used in the null).
+    null_draws, null_quantile
+        Random groups of reference cells per cluster, and the quantile of their effects a seed
+        cluster must exceed.
+    depletion_alpha
+        Level of the one-sided binomial test that the candidate clusters, pooled, hold fewer
+        reference cells than the sample-wide share.
+    n_iterations
+        Rounds of consensus scoring.
+    subclone_resolution
+        Leiden resolution for subclones among malignant cells.
+    subclone_min_distance
+        Subclones whose mean CNV profiles differ by less than this (root mean square) are merged.
+    min_subclone_size
+        Smaller subclones are merged into the closest larger one.
+    """
+
+    window_size: int | None = None
+    step: int | None = None
+    exclude_chromosomes: tuple[str, ...] = ("chrY",)
+    dynamic_threshold: float = 1.5
+    n_pcs: int = 20
+    n_neighbors: int = 15
+    resolution: float = 1.0
+    reference_quantile: float = 0.9
+    min_reference_cells: int = 20
+    min_cluster_cells: int = 10
+    null_draws: int = 200
+    null_quantile: float = 0.99
+    depletion_alpha: float = 0.01
+    n_iterations: int = 2
+    subclone_resolution: float = 0.5
+    subclone_min_distance: float = 0.02
+    min_subclone_size: int = 10
+
+    @classmethod
+    def from_config(cls, section: Mapping) -> CnvSettings:
+        """The settings of ``clones.cnv``; its gene positions and reference are read elsewhere
+        (:func:`load_gene_positions`, :class:`NormalReference`). An unknown key is an error."""
+        options = {k: v for k, v in section.items() if k not in _NOT_METHOD_SETTINGS}
+        if "exclude_chromosomes" in options:
+            options["exclude_chromosomes"] = tuple(options["exclude_chromosomes"])
+        return cls(**options)
+
+
+#: Keys of ``clones.cnv`` that are not settings of the method.
+_NOT_METHOD_SETTINGS = ("gene_positions", "reference_cell_types", "reference_samples")
+
+#: Cell types of the normal reference by default: marrow lymphocytes, rarely part of a myeloid
+#: clone and present in most samples (``clones.cnv.reference_cell_types``'s default).
+REFERENCE_CELL_TYPES = ("T", "CTL", "NK", "B", "Plasma")
+
+#: Cells of one type in the reference samples form their own reference category from this many.
+MIN_REFERENCE_CATEGORY_CELLS = 10
+
+
+@dataclass(frozen=True)
+class NormalReference:
+    """Which cells are normal: the one definition of copy number's reference and of the malignant
+    call's normal seeds.
+
+    Attributes
+    ----------
+    cell_types
+        Cells of these types (``obs["cell_type"]``) in every sample: reference of copy number
+        and normal seeds of the malignant call.
+    samples
+        Every cell of these samples joins the copy-number reference (the configured reference
+        samples and the healthy ones).
+    healthy
+        Samples of healthy donors: every cell is also a normal seed of the malignant call.
+    """
+
+    cell_types: tuple[str, ...] = REFERENCE_CELL_TYPES
+    samples: tuple[str, ...] = ()
+    healthy: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        cell_types: Sequence[str] = REFERENCE_CELL_TYPES,
+        reference_samples: Sequence[str] = (),
+        healthy: Sequence[str] = (),
+    ) -> NormalReference:
+        """From ``clones.cnv.reference_cell_types``, ``clones.cnv.reference_samples`` and the
+        sheet's healthy samples, which join every patient's copy-number reference."""
+        samples = tuple(sorted(set(reference_samples) | set(healthy)))
+        return cls(tuple(cell_types), samples, tuple(healthy))
+
+    def of_type(self, obs: pd.DataFrame) -> np.ndarray:
+        """Cells of a reference type."""
+        return obs["cell_type"].astype(str).isin(self.cell_types).to_numpy()
+
+    def in_samples(self, obs: pd.DataFrame) -> np.ndarray:
+        """Cells of a reference sample."""
+        return obs["sample_id"].astype(str).isin(self.samples).to_numpy()
+
+    def normal_seeds(self, obs: pd.DataFrame) -> np.ndarray:
+        """The malignant call's normal seeds: healthy samples' cells and reference types."""
+        return np.isin(obs["sample_id"].astype(str).to_numpy(), self.healthy) | self.of_type(obs)
+
+    def categories(self, obs: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Each cell's copy-number reference category (``"query"`` when not in the reference),
+        and the reference categories.
+
+        Each reference cell type stays its own category (infercnvpy absorbs differences between
+        reference categories). Cells of reference samples (healthy marrow) form one category per
+        cell type (``healthy_<type>``, from :data:`MIN_REFERENCE_CATEGORY_CELLS` cells; smaller
+        types pool as ``reference_sample``), so that normal monocytes, erythroid cells or
+        progenitors of the patient are compared with their own kind: against lymphocytes alone,
+        their expression (e.g. a monocyte programme clustered on one chromosome arm) reads as a
+        copy-number change.
+        """
+        cell_type = obs["cell_type"].astype(str).to_numpy()
+        in_sample, of_type = self.in_samples(obs), self.of_type(obs)
+        healthy_type = np.where(in_sample, "healthy_" + cell_type, "")
+        counts = pd.Series(healthy_type[in_sample]).value_counts()
+        large = set(counts.index[counts >= MIN_REFERENCE_CATEGORY_CELLS])
+        healthy_type = np.where(
+            np.isin(healthy_type, list(large)), healthy_type, "reference_sample"
+        )
+        labels = np.where(of_type, cell_type, np.where(in_sample, healthy_type, "query"))
+        extra = sorted(set(labels[in_sample & ~of_type]))
+        return labels, (*self.cell_types, *extra)
+
+
+def _reference_cells(adata, reference_key, reference_categories, min_reference_cells):
+    """Present reference categories and the mask of their cells; too few cells raise."""
+    labels = adata.obs[reference_key].astype(str)
+    ref_cats = [c for c in reference_categories if c in set(labels)]
+    is_ref = labels.isin(ref_cats).to_numpy()
+    if is_ref.sum() < min_reference_cells:
+        raise InputError(
+            f"Only {is_ref.sum()} reference cells "
+            f"({reference_key} in {list(reference_categories)}); "
+            f"at least {min_reference_cells} are needed to define normal expression."
+        )
+    return ref_cats, is_ref
+
+
+def _positioned_expression(adata, x, is_ref, reference_key) -> tuple[ad.AnnData, np.ndarray]:
+    """The positioned, expressed genes (others carry no information) in infercnvpy's layout."""
+    expressed = np.asarray((x > 0).sum(axis=0)).ravel() > 0
+    keep = adata.var["chromosome"].notna().to_numpy() & expressed
+    work = ad.AnnData(
+        X=sp.csr_matrix(x[:, keep]) if sp.issparse(x) else np.asarray(x[:, keep]),
+        obs=pd.DataFrame(
+            {"ref": pd.Categorical(np.where(is_ref, "ref", "other"))}, index=adata.obs_names
+        ),
+        var=adata.var.loc[keep, ["chromosome", "start", "end"]].astype(
+            {"chromosome": str, "start": "int64", "end": "int64"}
+        ),
+    )
+    work.obs["ref_type"] = adata.obs[reference_key].astype(str).to_numpy()
+    return work, keep
+
+
+def _cnv_profiles(work, ref_cats, settings: CnvSettings, *, n_jobs, random_state):
+    """infercnvpy's profiles, CNV PCA, neighbours, Leiden and cluster scores of ``work``.
+
+    Returns the window, step and number of CNV components used.
+    """
+    import infercnvpy as cnv
+
+    # Reference categories are passed one by one: infercnvpy then treats expression between the
+    # category means as unchanged, absorbing cell-type differences among lymphocytes.
+    ref_present = [c for c in ref_cats if (work.obs["ref_type"] == c).sum() > 0]
+    window_size = settings.window_size
+    if window_size is None:
+        window_size = _auto_window(work.n_vars)
+    step = max(1, window_size // 10) if settings.step is None else settings.step
+    with _chunks_in_process(n_jobs):
+        cnv.tl.infercnv(
+            work,
+            reference_key="ref_type",
+            reference_cat=ref_present,
+            window_size=window_size,
+            step=step,
+            dynamic_threshold=settings.dynamic_threshold,
+            exclude_chromosomes=list(settings.exclude_chromosomes) or None,
+            n_jobs=n_jobs,
+        )
+    n_comp = int(min(settings.n_pcs, work.n_obs - 1, work.obsm["X_cnv"].shape[1] - 1))
+    cnv.tl.pca(work, n_comps=n_comp, random_state=random_state)
+    cnv.pp.neighbors(work, n_neighbors=settings.n_neighbors, random_state=random_state)
+    _leiden(work, settings.resolution, random_state)
+    cnv.tl.cnv_score(work)
+    return {"window_size": window_size, "step": step, "n_pcs": n_comp}
+
+
+def _leiden(adata: ad.AnnData, resolution: float, random_state: int) -> None:
+    import infercnvpy as cnv
+
+    cnv.tl.leiden(
+        adata,
+        resolution=resolution,
+        random_state=random_state,
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+    )
+
+
+def _malignant_and_subclones(work, is_ref, settings: CnvSettings, random_state):
+    """Malignant calls on the CNV clusters of ``work``, and the subclones of the malignant cells.
+
+    Returns the calls, consensus scores, per-cell mean |CNV|, clusters, per-cluster table,
+    thresholds and each cell's clone (``cnvK`` or ``"normal"``).
+    """
+    cell_score = _cell_scores(work.obsm["X_cnv"])
+    clusters = work.obs["cnv_leiden"].astype(str).to_numpy()
+    x_cnv = work.obsm["X_cnv"]
+    x_cnv = x_cnv.toarray() if sp.issparse(x_cnv) else np.asarray(x_cnv)
+    malignant, consensus, table, call_info = _call_malignant(
+        x_cnv,
+        clusters,
+        is_ref,
+        reference_quantile=settings.reference_quantile,
+        min_cluster_cells=settings.min_cluster_cells,
+        null_draws=settings.null_draws,
+        null_quantile=settings.null_quantile,
+        depletion_alpha=settings.depletion_alpha,
+        n_iterations=settings.n_iterations,
+        rng=np.random.default_rng(random_state),
+    )
+    table["mean_score"] = pd.Series(cell_score).groupby(clusters).mean()
+    clone = np.full(work.n_obs, "normal", dtype=object)
+    if malignant.any():
+        clone[malignant] = _subclones(
+            work[malignant].copy(),
+            n_pcs=settings.n_pcs,
+            n_neighbors=settings.n_neighbors,
+            resolution=settings.subclone_resolution,
+            min_distance=settings.subclone_min_distance,
+            min_size=settings.min_subclone_size,
+            random_state=random_state,
+        )
+    return malignant, consensus, cell_score, clusters, table, call_info, clone
+
+
 def infer_cnv(
     adata: ad.AnnData,
     *,
     reference_key: str = "cell_type",
-    reference_categories: Sequence[str] = ("T", "CTL", "NK", "B", "Plasma"),
+    reference_categories: Sequence[str] = REFERENCE_CELL_TYPES,
     layer: str | None = None,
-    window_size: int | None = None,
-    step: int | None = None,
-    exclude_chromosomes: Sequence[str] = ("chrY",),
-    dynamic_threshold: float = 1.5,
-    n_pcs: int = 20,
-    n_neighbors: int = 15,
-    resolution: float = 1.0,
-    reference_quantile: float = 0.9,
-    min_reference_cells: int = 20,
-    min_cluster_cells: int = 10,
-    null_draws: int = 200,
-    null_quantile: float = 0.99,
-    depletion_alpha: float = 0.01,
-    n_iterations: int = 2,
-    subclone_resolution: float = 0.5,
-    subclone_min_distance: float = 0.02,
-    min_subclone_size: int = 10,
+    settings: CnvSettings = CnvSettings(),
     n_jobs: int = 1,
     random_state: int = 0,
 ) -> None:
@@ -386,36 +685,8 @@ def infer_cnv(
         Cell types treated as normal reference; those absent are skipped.
     layer
         Layer with log-normalised expression; ``None`` uses ``X``.
-    window_size, step, dynamic_threshold
-        Passed to :func:`infercnvpy.tl.infercnv`. ``window_size=None`` uses about 2% of the
-        positioned, expressed genes (odd, 21-101: 101 for a transcriptome, 49 for the 2,500-gene
-        toy); ``step=None`` uses a tenth of the window.
-    exclude_chromosomes
-        Chromosomes left out. Within a patient, reference and tumour share the sex, so ``chrX`` is
-        kept (X loss is recurrent in some AML).
-    n_pcs, n_neighbors, resolution
-        CNV PCA components, neighbours and Leiden resolution for the CNV clusters.
-    reference_quantile
-        Quantile of the reference cells' consensus scores a cell must exceed to be malignant (the
-        share of reference-like cells expected above it is ``1 - reference_quantile``).
-    min_reference_cells
-        Fewer reference cells than this raise :class:`~clonetrack.errors.InputError`.
-    min_cluster_cells
-        Clusters with fewer non-reference cells are not tested as seeds (nor used in the null).
-    null_draws, null_quantile
-        Random groups of reference cells per cluster, and the quantile of their effects a seed
-        cluster must exceed.
-    depletion_alpha
-        Level of the one-sided binomial test that the candidate clusters, pooled, hold fewer
-        reference cells than the sample-wide share.
-    n_iterations
-        Rounds of consensus scoring.
-    subclone_resolution
-        Leiden resolution for subclones among malignant cells.
-    subclone_min_distance
-        Subclones whose mean CNV profiles differ by less than this (root mean square) are merged.
-    min_subclone_size
-        Smaller subclones are merged into the closest larger one.
+    settings
+        The method's settings (:class:`CnvSettings`).
     n_jobs
         Processes for :func:`infercnvpy.tl.infercnv`.
     random_state
@@ -429,98 +700,34 @@ def infer_cnv(
     ``"normal"``) and ``uns["clonetrack"]["cnv"]``, which holds the parameters (window and step
     as used), the thresholds, the per-cluster table and ``detectable``.
     """
-    import infercnvpy as cnv
-
     if reference_key not in adata.obs.columns:
         raise InputError(f"obs has no column {reference_key!r} to find reference cells in.")
     if not {"chromosome", "start", "end"} <= set(adata.var.columns):
         raise InputError("Genes have no positions; run add_gene_positions first.")
     x = adata.X if layer is None else adata.layers[layer]
     _check_lognorm(x)
-    ref_cats = [c for c in reference_categories if c in set(adata.obs[reference_key].astype(str))]
-    is_ref = adata.obs[reference_key].astype(str).isin(ref_cats).to_numpy()
-    if is_ref.sum() < min_reference_cells:
-        raise InputError(
-            f"Only {is_ref.sum()} reference cells "
-            f"({reference_key} in {list(reference_categories)}); "
-            f"at least {min_reference_cells} are needed to define normal expression."
-        )
-
-    # Genes without a position, or never expressed, carry no information.
-    expressed = np.asarray((x > 0).sum(axis=0)).ravel() > 0
-    keep = adata.var["chromosome"].notna().to_numpy() & expressed
-    work = ad.AnnData(
-        X=sp.csr_matrix(x[:, keep]) if sp.issparse(x) else np.asarray(x[:, keep]),
-        obs=pd.DataFrame(
-            {"ref": pd.Categorical(np.where(is_ref, "ref", "other"))}, index=adata.obs_names
-        ),
-        var=adata.var.loc[keep, ["chromosome", "start", "end"]].astype(
-            {"chromosome": str, "start": "int64", "end": "int64"}
-        ),
+    ref_cats, is_ref = _reference_cells(
+        adata, reference_key, reference_categories, settings.min_reference_cells
     )
-    # Reference categories are passed one by one: infercnvpy then treats expression between the
-    # category means as unchanged, absorbing cell-type differences among lymphocytes.
-    work.obs["ref_type"] = adata.obs[reference_key].astype(str).to_numpy()
-    ref_present = [c for c in ref_cats if (work.obs["ref_type"] == c).sum() > 0]
-    if window_size is None:
-        window_size = _auto_window(int(keep.sum()))
-    if step is None:
-        step = max(1, window_size // 10)
-    with _chunks_in_process(n_jobs):
-        cnv.tl.infercnv(
-            work,
-            reference_key="ref_type",
-            reference_cat=ref_present,
-            window_size=window_size,
-            step=step,
-            dynamic_threshold=dynamic_threshold,
-            exclude_chromosomes=list(exclude_chromosomes) or None,
-            n_jobs=n_jobs,
-        )
-    n_comp = int(min(n_pcs, work.n_obs - 1, work.obsm["X_cnv"].shape[1] - 1))
-    cnv.tl.pca(work, n_comps=n_comp, random_state=random_state)
-    cnv.pp.neighbors(work, n_neighbors=n_neighbors, random_state=random_state)
-    cnv.tl.leiden(
-        work,
-        resolution=resolution,
-        random_state=random_state,
-        flavor="igraph",
-        n_iterations=2,
-        directed=False,
+    work, keep = _positioned_expression(adata, x, is_ref, reference_key)
+    used = _cnv_profiles(work, ref_cats, settings, n_jobs=n_jobs, random_state=random_state)
+    malignant, consensus, cell_score, clusters, table, call_info, clone = _malignant_and_subclones(
+        work, is_ref, settings, random_state
     )
-    cnv.tl.cnv_score(work)
-
-    cell_score = _cell_scores(work.obsm["X_cnv"])
-    clusters = work.obs["cnv_leiden"].astype(str).to_numpy()
-    x_cnv = work.obsm["X_cnv"]
-    x_cnv = x_cnv.toarray() if sp.issparse(x_cnv) else np.asarray(x_cnv)
-    malignant, consensus, table, call_info = _call_malignant(
-        x_cnv,
-        clusters,
-        is_ref,
-        reference_quantile=reference_quantile,
-        min_cluster_cells=min_cluster_cells,
-        null_draws=null_draws,
-        null_quantile=null_quantile,
-        depletion_alpha=depletion_alpha,
-        n_iterations=n_iterations,
-        rng=np.random.default_rng(random_state),
+    _store_results(adata, work, used, malignant, consensus, cell_score, clusters, clone)
+    used |= {"n_reference_cells": int(is_ref.sum()), "n_genes_used": int(keep.sum())}
+    _record(
+        adata,
+        "cnv",
+        _cnv_record(reference_key, reference_categories, layer, settings, used, random_state)
+        | {**call_info, "detectable": bool(malignant.any()), "n_malignant": int(malignant.sum())}
+        | {"clusters": _plain_columns(table)},
     )
-    table["mean_score"] = pd.Series(cell_score).groupby(clusters).mean()
-    detectable = bool(malignant.any())
 
-    clone = np.full(adata.n_obs, "normal", dtype=object)
-    if detectable:
-        clone[malignant] = _subclones(
-            work[malignant].copy(),
-            n_pcs=n_pcs,
-            n_neighbors=n_neighbors,
-            resolution=subclone_resolution,
-            min_distance=subclone_min_distance,
-            min_size=min_subclone_size,
-            random_state=random_state,
-        )
 
+def _store_results(adata, work, used, malignant, consensus, cell_score, clusters, clone) -> None:
+    """The profiles, windows, clusters, scores, calls and clones of ``work`` on ``adata``."""
+    window_size, step = used["window_size"], used["step"]
     adata.obsm["X_cnv"] = work.obsm["X_cnv"]
     adata.obsm["X_cnv_pca"] = work.obsm["X_cnv_pca"]
     adata.uns["cnv"] = work.uns["cnv"]
@@ -534,43 +741,27 @@ def infer_cnv(
     adata.obs["malignant"] = malignant
     names = sorted(set(clone) - {"normal"}, key=lambda c: int(c[3:])) + ["normal"]
     adata.obs["cnv_clone"] = pd.Categorical(clone, categories=names)
-    _record(
-        adata,
-        "cnv",
-        {
-            "reference_key": reference_key,
-            "reference_categories": list(reference_categories),
-            "n_reference_cells": int(is_ref.sum()),
-            "layer": layer,
-            "window_size": window_size,
-            "step": step,
-            "exclude_chromosomes": list(exclude_chromosomes),
-            "dynamic_threshold": dynamic_threshold,
-            "n_pcs": n_comp,
-            "n_neighbors": n_neighbors,
-            "resolution": resolution,
-            "reference_quantile": reference_quantile,
-            "min_cluster_cells": min_cluster_cells,
-            "null_draws": null_draws,
-            "null_quantile": null_quantile,
-            "depletion_alpha": depletion_alpha,
-            "n_iterations": n_iterations,
-            "reference_cluster_null": call_info["reference_cluster_null"],
-            "p_reference_depletion": call_info["p_reference_depletion"],
-            "consensus_threshold": call_info["consensus_threshold"],
-            "subclone_resolution": subclone_resolution,
-            "subclone_min_distance": subclone_min_distance,
-            "min_subclone_size": min_subclone_size,
-            "random_state": random_state,
-            "n_genes_used": int(keep.sum()),
-            "detectable": detectable,
-            "n_malignant": int(malignant.sum()),
-            "clusters": {
-                k: [v.item() if hasattr(v, "item") else v for v in vals]
-                for k, vals in table.reset_index().to_dict(orient="list").items()
-            },
-        },
-    )
+
+
+def _cnv_record(reference_key, reference_categories, layer, settings, used, random_state) -> dict:
+    """The parameters of a run, as used (window, step and components after defaults)."""
+    return {
+        "reference_key": reference_key,
+        "reference_categories": list(reference_categories),
+        "layer": layer,
+        **{f.name: getattr(settings, f.name) for f in fields(settings)},
+        "exclude_chromosomes": list(settings.exclude_chromosomes),
+        **used,
+        "random_state": random_state,
+    }
+
+
+def _plain_columns(table: pd.DataFrame) -> dict:
+    """A per-cluster table as lists of plain Python values (storable in ``uns``)."""
+    return {
+        k: [v.item() if hasattr(v, "item") else v for v in vals]
+        for k, vals in table.reset_index().to_dict(orient="list").items()
+    }
 
 
 def _subclones(
@@ -594,14 +785,7 @@ def _subclones(
         random_state=random_state,
     )
     cnv.pp.neighbors(mal, n_neighbors=n_neighbors, random_state=random_state)
-    cnv.tl.leiden(
-        mal,
-        resolution=resolution,
-        random_state=random_state,
-        flavor="igraph",
-        n_iterations=2,
-        directed=False,
-    )
+    _leiden(mal, resolution, random_state)
     profiles = pd.DataFrame(raw)
     labels = _merge_similar(profiles, mal.obs["cnv_leiden"].astype(str).to_numpy(), min_distance)
     # Tiny groups are too few to define a clone: fold each into its nearest remaining group.
@@ -720,3 +904,143 @@ def cnv_segments(
                 }
             )
     return pd.DataFrame(out, columns=list(SEGMENT_COLUMNS))
+
+
+# ------------------------------------------------------------------------- one patient's run
+
+#: Per cell of a patient's copy-number run (the patient's cells and those of other reference
+#: samples): what the clone call reads of it.
+PATIENT_CNV_COLUMNS = ("cell_type", "reference", "score", "called", "cnv_score_cell", "cnv_clone")
+
+
+@dataclass(frozen=True)
+class PatientCnv:
+    """Copy number of one patient, as the clone call reads it.
+
+    Attributes
+    ----------
+    cells
+        One row per cell of the run (the patient's cells, then the other reference samples'),
+        columns :data:`PATIENT_CNV_COLUMNS`: cell type, in the reference, consensus score, called
+        by infercnvpy's step, mean |CNV| and clone (``""`` and NaN where not inferred). No rows
+        when the genes have no positions.
+    genes
+        The positioned genes of the run (none when copy number is off).
+    note
+        Why there are no copy-number clones ("" when there are).
+    inferred
+        Whether copy number was inferred (scores and clones are usable).
+    """
+
+    cells: pd.DataFrame
+    genes: pd.Index
+    note: str = ""
+    inferred: bool = False
+
+    @classmethod
+    def unavailable(cls, note: str, *, cells=None, genes=()) -> PatientCnv:
+        """No copy number, and why; ``cells`` (cell type, reference) of a run that failed."""
+        if cells is None:
+            empty = pd.Index([], dtype=str)
+            cells = pd.DataFrame({"cell_type": [], "reference": np.array([], bool)}, index=empty)
+        table = cells[["cell_type", "reference"]].astype({"cell_type": str, "reference": bool})
+        table = table.assign(score=np.nan, called=False, cnv_score_cell=np.nan, cnv_clone="")
+        return cls(table[list(PATIENT_CNV_COLUMNS)], pd.Index(genes, dtype=str), note, False)
+
+    def to_anndata(self) -> ad.AnnData:
+        """Cells as ``obs``, genes as ``var``, the note in ``uns`` (to store it as ``.h5ad``)."""
+        return ad.AnnData(
+            obs=self.cells,
+            var=pd.DataFrame(index=self.genes),
+            uns={"note": self.note, "inferred": self.inferred},
+        )
+
+    @classmethod
+    def from_anndata(cls, adata: ad.AnnData) -> PatientCnv:
+        """The inverse of :meth:`to_anndata`."""
+        cells = adata.obs[list(PATIENT_CNV_COLUMNS)].copy()
+        for column in ("cell_type", "cnv_clone"):
+            cells[column] = cells[column].astype(str)
+        return cls(cells, adata.var_names, str(adata.uns["note"]), bool(adata.uns["inferred"]))
+
+
+def infer_patient_cnv(
+    adata: ad.AnnData,
+    *,
+    patient_id: str,
+    positions: pd.DataFrame,
+    reference: NormalReference,
+    settings: CnvSettings = CnvSettings(),
+    reference_cells: ad.AnnData | None = None,
+    n_jobs: int = 1,
+    random_state: int = 0,
+) -> tuple[PatientCnv, ad.AnnData | None]:
+    """Copy number of one patient, all timepoints together, against its normal reference.
+
+    Parameters
+    ----------
+    adata
+        The patient's cells, log-normalised, ``obs`` with ``sample_id`` and ``cell_type``.
+    patient_id
+        Named in the log.
+    positions
+        Output of :func:`load_gene_positions`.
+    reference
+        Which cells are normal: reference cell types and samples, each type of a reference
+        sample its own category (:meth:`NormalReference.categories`).
+    settings
+        Settings of :func:`infer_cnv`.
+    reference_cells
+        Cells of reference samples of other patients or donors (same genes, log-normalised):
+        they widen the reference and are left out of every output but ``cells`` of the result.
+
+    Returns
+    -------
+    The run as the clone call reads it (too few reference cells: none, with the reason), and the
+    patient's cells with :func:`infer_cnv`'s results (for segments and the heatmap) or ``None``.
+    """
+    work, own = _with_reference_cells(adata, reference_cells)
+    add_gene_positions(work, positions)
+    labels, categories = reference.categories(work.obs)
+    work.obs["cnv_reference"] = labels
+    run = pd.DataFrame(
+        {
+            "cell_type": work.obs["cell_type"].astype(str).to_numpy(),
+            "reference": (work.obs["cnv_reference"] != "query").to_numpy(),
+        },
+        index=work.obs_names,
+    )
+    genes = work.var_names[work.var["chromosome"].notna().to_numpy()]
+    try:
+        infer_cnv(
+            work,
+            reference_key="cnv_reference",
+            reference_categories=categories,
+            settings=settings,
+            n_jobs=n_jobs,
+            random_state=random_state,
+        )
+    except InputError as error:
+        # Too few normal reference cells in this patient: no copy-number clones, said plainly.
+        log.warning("patient %s: copy-number inference not possible: %s", patient_id, error)
+        note = f"copy-number inference not possible: {error}"
+        return PatientCnv.unavailable(note, cells=run, genes=genes), None
+    detectable = bool(work.uns["clonetrack"]["cnv"].get("detectable", True))
+    note = "" if detectable else "no copy-number change separates from the reference cells"
+    run["score"] = work.obs["cnv_consensus_score"].to_numpy()
+    run["called"] = work.obs["malignant"].astype(bool).to_numpy()
+    run["cnv_score_cell"] = work.obs["cnv_score_cell"].to_numpy()
+    run["cnv_clone"] = work.obs["cnv_clone"].astype(str).to_numpy()
+    return PatientCnv(run[list(PATIENT_CNV_COLUMNS)], genes, note, True), work[own].copy()
+
+
+def _with_reference_cells(adata, reference_cells):
+    """The patient's cells followed by the reference cells of other samples, and the patient's
+    cell names. Healthy cells of other donors widen the reference; they never reach the outputs."""
+    work = adata.copy()
+    own = work.obs_names
+    if reference_cells is not None and reference_cells.n_obs:
+        extra = reference_cells[~reference_cells.obs_names.isin(own)].copy()
+        extra.obs["sample_id"] = extra.obs["sample_id"].astype(str)
+        work = ad.concat([work, extra], join="inner", merge="same")
+    return work, own

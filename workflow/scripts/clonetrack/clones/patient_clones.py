@@ -1,20 +1,26 @@
 """Define the clones of one patient, all timepoints together, from the best source each sample has.
 
-Sources, in order of preference per sample: a given clone table, lineage-barcode counts, or
-copy-number inference on the patient's expression. Copy-number clones are inferred on all of the
-patient's cells at once so that a clone keeps its name across timepoints.
+Sources, in order of preference per sample: a given clone table, lineage-barcode counts,
+genotypes, or copy number (inferred beforehand on the patient's expression,
+:func:`clonetrack.clones.cnv.infer_patient_cnv`). Copy-number clones are inferred on all of the
+patient's cells at once so that a clone keeps its name across timepoints. Each source is an entry
+of :data:`CLONE_SOURCE_REGISTRY`, keyed by the names of :data:`clonetrack.vocabulary.CLONE_SOURCES`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from clonetrack import clones as clone_defs
-from clonetrack.errors import InputError
+from clonetrack.clones import genotypes, malignant
+from clonetrack.clones.cnv import NormalReference, PatientCnv
 from clonetrack.vocabulary import CLONE_SOURCES, UNASSIGNED
 
 log = logging.getLogger(__name__)
@@ -32,10 +38,6 @@ CELL_COLUMNS = [
     "genotype_clone",
 ]
 
-
-# Healthy-sample cells of a type form their own copy-number reference category from this many.
-MIN_REFERENCE_CATEGORY_CELLS = 10
-
 SOURCES = CLONE_SOURCES
 
 
@@ -47,19 +49,16 @@ def define_patient_clones(
     lineage_counts: dict[str, AnnData],
     lineage_params: dict,
     min_confidence: float | None,
-    cnv_positions: pd.DataFrame | None,
-    cnv_params: dict,
-    cnv_off_reason: str = "clones.infer_cnv is off",
-    cnv_reference_samples: tuple[str, ...] = (),
+    copy_number: PatientCnv,
+    reference: NormalReference | None = None,
     reference_cells: AnnData | None = None,
     genotype_tables: dict[str, pd.DataFrame] | None = None,
     genotype_params: dict | None = None,
-    healthy_samples: tuple[str, ...] = (),
     malignant_params: dict | None = None,
     source_precedence: tuple[str, ...] = SOURCES,
     normal_reference: AnnData | None = None,
     random_state: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, AnnData | None]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Label every cell of one patient with a clone, its source and a malignant call.
 
     Parameters
@@ -69,235 +68,335 @@ def define_patient_clones(
         ``barcode`` and ``cell_type``.
     clone_tables
         Per sample id, a clone table (``barcode``, ``clone_id``, optional ``confidence``).
-    lineage_counts
-        Per sample id, lineage-barcode UMI counts (cells x barcodes, ``obs["barcode"]``).
-    lineage_params
-        Keyword arguments of :func:`clonetrack.clones.lineage.call_lineage_clones`.
+    lineage_counts, lineage_params
+        Per sample id, lineage-barcode UMI counts (cells x barcodes, ``obs["barcode"]``), and the
+        keyword arguments of :func:`clonetrack.clones.lineage.call_lineage_clones`.
     min_confidence
         Minimum confidence for given clone assignments (``None`` keeps all).
-    cnv_positions
-        Gene positions for copy-number inference; ``None`` disables it.
-    cnv_off_reason
-        Why copy number is not inferred when ``cnv_positions`` is ``None`` (the clone-source
-        report's note).
-    cnv_params
-        Keyword arguments of :func:`clonetrack.clones.cnv.infer_cnv`; its ``reference_categories``
-        (the lymphoid types) are also the normal seeds of the malignant call.
-    cnv_reference_samples
-        Samples (e.g. healthy donors) whose cells join the copy-number reference in addition to
-        the reference cell types.
-    reference_cells
-        Cells of reference samples of other patients or donors (same genes, log-normalised),
-        added to this patient's copy-number reference and left out of every output.
+    copy_number
+        The patient's copy number (:func:`clonetrack.clones.cnv.infer_patient_cnv`): evidence for
+        every cell, clones where a sample takes them, and why there are none (its note).
+    reference
+        Which cells are normal: healthy samples' cells and reference cell types are the normal
+        seeds of the malignant call (``None``: the default reference cell types).
     genotype_tables
         Per sample id, a genotype table (:func:`clonetrack.clones.genotypes.read_genotype_table`).
     genotype_params
         ``not_malignant_genes``, ``mutant_allele_fraction``, ``error_rate`` and the keyword
         arguments of :func:`clonetrack.clones.genotypes.genotype_clones`.
-    healthy_samples
-        Samples of healthy donors: every cell is a normal seed.
     malignant_params
-        Keyword arguments of :func:`clonetrack.clones.malignant.call_malignant`.
+        ``min_cnv_separation`` (:func:`clonetrack.clones.malignant.cnv_log_odds`) and the keyword
+        arguments of :func:`clonetrack.clones.malignant.call_malignant`.
     source_precedence
         Clone sources in order of preference; each sample takes the first it has.
-    normal_reference
-        Healthy marrow of other donors (log-normalised, ``obs["cell_type"]``): normal seeds in
-        the graph of the malignant call, so that the patient's normal myeloid and erythroid cells
-        find normal neighbours (lymphocytes alone cannot vouch for them). ``reference_cells``
-        join it. Left out of every output.
+    reference_cells, normal_reference
+        Cells of reference samples of other patients or donors (same genes), and healthy marrow
+        of other donors, log-normalised: normal seeds in the malignant call's graph, so that the
+        patient's normal myeloid and erythroid cells find normal neighbours (lymphocytes alone
+        cannot vouch for them). Left out of every output.
 
     Returns
     -------
     cells
-        One row per input cell: ``clone``, ``clone_source``, ``malignant`` and the evidence of
-        :data:`clonetrack.clones.malignant.EVIDENCE_COLUMNS`, ``cnv_score``, ``cnv_clone``,
-        ``genotype_clone``.
-    report
-        One row per sample: source, cells, assigned cells, malignant cells, unmatched table rows
-        and notes.
-    unmatched
-        Clone-table, lineage or genotype rows naming barcodes that are not cells of the sample.
-    cnv_adata
-        The patient's cells with copy-number results (for the heatmap), or ``None``.
+        One row per input cell: ``clone``, ``clone_source``, ``cnv_score``, ``cnv_clone``,
+        ``genotype_clone`` and :data:`clonetrack.clones.malignant.EVIDENCE_COLUMNS`.
+    report, unmatched
+        One row per sample (source, cells, assigned, malignant, unmatched table rows, notes), and
+        the clone-table, lineage or genotype rows naming barcodes that are not cells of the sample.
     """
-    from clonetrack.clones import genotypes, malignant
-
     genotype_tables = genotype_tables or {}
-    genotype_params = dict(genotype_params or {})
+    normal_seed = (reference or NormalReference()).normal_seeds(adata.obs)
+    alt, ref, clone_params, unmatched, malignant_note = _evidence_and_malignant_cells(
+        adata, copy_number, genotype_tables, genotype_params, dict(malignant_params or {}),
+        normal_seed, (normal_reference, reference_cells), random_state,
+    )  # fmt: skip
+    _genotype_clone_column(adata, alt, ref, patient_id, clone_params, random_state)
+    lineage_calls = _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_params)
+    call = _PatientCall(
+        adata, patient_id, clone_tables, lineage_counts, lineage_calls, genotype_tables,
+        min_confidence, copy_number, unmatched,
+    )  # fmt: skip
+    reports = [
+        _sample_report(call, sample_id, source_precedence, malignant_note)
+        for sample_id in sorted(adata.obs["sample_id"].astype(str).unique())
+    ]
+    return _outputs(adata, patient_id, reports, call.unmatched)
+
+
+def with_metadata(expression: AnnData, obs: pd.DataFrame, *, source: str = "") -> AnnData:
+    """``expression`` with ``obs`` (the same cells, e.g. read from two files) as its metadata."""
+    if not expression.obs_names.equals(obs.index):
+        raise RuntimeError(f"{source or 'expression and metadata'} list different cells")
+    expression.obs = obs
+    return expression
+
+
+# ------------------------------------------------------------------ the clone sources
+
+
+@dataclass
+class _PatientCall:
+    """One patient's cells and clone sources, as the per-sample assignment reads them."""
+
+    adata: AnnData
+    patient_id: str
+    clone_tables: dict[str, pd.DataFrame]
+    lineage_counts: dict[str, AnnData]
+    lineage_calls: pd.DataFrame | None
+    genotype_tables: dict[str, pd.DataFrame]
+    min_confidence: float | None
+    copy_number: PatientCnv
+    unmatched: list[pd.DataFrame] = field(default_factory=list)
+
+    @property
+    def samples(self) -> set[str]:
+        return set(self.adata.obs["sample_id"].astype(str))
+
+
+class _Assigned(NamedTuple):
+    """What a source did to one sample: low-confidence cells, table rows naming no cell (and
+    the rows), and a note."""
+
+    n_low: int = 0
+    n_rows_unmatched: int = 0
+    note: str = ""
+    unmatched: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class CloneSource:
+    """A clone source: which samples of a patient have it, and how it labels a sample's cells."""
+
+    #: The samples of the patient that have this source.
+    samples: Callable[[_PatientCall], set[str]]
+    #: Sets ``obs["clone"]`` of one sample's cells (``call, sample_id, in_sample``).
+    assign: Callable[[_PatientCall, str, np.ndarray], _Assigned]
+
+
+def _tabled(call, sample_id, in_sample, source, report, rows) -> _Assigned:
+    """A given table's or lineage barcodes' clones: their cells belong to the leukaemia by
+    construction."""
+    adata = call.adata
+    assigned = in_sample & (adata.obs["clone"].astype(str) != UNASSIGNED).to_numpy()
+    adata.obs.loc[assigned, "malignant"] = True
+    n_rows_unmatched = int(report["n_table_rows_unmatched"])
+    note = ""
+    if n_rows_unmatched:
+        note = f"{n_rows_unmatched} rows name no cell kept by QC (unmatched_rows.tsv)"
+    rows = rows.assign(sample_id=sample_id, source=source) if len(rows) else None
+    return _Assigned(int(report.get("n_low_confidence", 0)), n_rows_unmatched, note, rows)
+
+
+def _assign_given(call, sample_id, in_sample) -> _Assigned:
+    report, rows = clone_defs.assign_given_clones(
+        call.adata,
+        call.clone_tables[sample_id],
+        sample_id=sample_id,
+        min_confidence=call.min_confidence,
+    )
+    return _tabled(call, sample_id, in_sample, "given", report, rows)
+
+
+def _assign_lineage(call, sample_id, in_sample) -> _Assigned:
+    report, rows = clone_defs.attach_lineage_clones(
+        call.adata, call.lineage_calls, sample_id=sample_id
+    )
+    return _tabled(call, sample_id, in_sample, "lineage_barcode", report, rows)
+
+
+def _clones_of_malignant_cells(call, in_sample, column, prefix="") -> None:
+    """A sample's malignant cells take their clone from ``column`` (prefixed)."""
+    adata = call.adata
+    label = adata.obs.loc[in_sample, column].astype(str).to_numpy()
+    has_clone = adata.obs.loc[in_sample, "malignant"].to_numpy() & ~np.isin(
+        label, [UNASSIGNED, "normal", ""]
+    )
+    if prefix:
+        label = np.char.add(prefix, label.astype(str))
+    adata.obs.loc[in_sample, "clone"] = np.where(has_clone, label, UNASSIGNED)
+
+
+def _assign_genotype(call, sample_id, in_sample) -> _Assigned:
+    _clones_of_malignant_cells(call, in_sample, "genotype_clone")
+    return _Assigned()
+
+
+def _assign_cnv(call, sample_id, in_sample) -> _Assigned:
+    _clones_of_malignant_cells(call, in_sample, "cnv_clone", prefix=f"{call.patient_id}_")
+    return _Assigned(note=call.copy_number.note)
+
+
+#: Every clone source by its name in :data:`clonetrack.vocabulary.CLONE_SOURCES`: a new source
+#: joins here (and in the vocabulary); ``clones.source_precedence`` orders them.
+CLONE_SOURCE_REGISTRY: dict[str, CloneSource] = {
+    "given": CloneSource(lambda call: set(call.clone_tables), _assign_given),
+    "lineage_barcode": CloneSource(lambda call: set(call.lineage_counts), _assign_lineage),
+    "genotype": CloneSource(lambda call: set(call.genotype_tables), _assign_genotype),
+    "cnv": CloneSource(
+        lambda call: call.samples if call.copy_number.inferred else set(), _assign_cnv
+    ),
+}
+
+
+def _sample_report(call: _PatientCall, sample_id: str, precedence, malignant_note: str) -> dict:
+    """Clones of one sample from the first source it has; its row of the source report."""
+    adata, cnv_note = call.adata, call.copy_number.note
+    in_sample = (adata.obs["sample_id"].astype(str) == sample_id).to_numpy()
+    source = next(
+        (s for s in precedence if sample_id in CLONE_SOURCE_REGISTRY[s].samples(call)), "none"
+    )
+    if source == "none":
+        done = _Assigned(
+            note="no clone table, lineage barcodes or genotypes, and no copy-number clones"
+            + (f" ({cnv_note})" if cnv_note else "")
+        )
+    else:
+        done = CLONE_SOURCE_REGISTRY[source].assign(call, sample_id, in_sample)
+    if done.unmatched is not None:
+        call.unmatched.append(done.unmatched)
+    adata.obs.loc[in_sample, "clone_source"] = source
+    # copy number is evidence of malignancy for every sample: say why it is missing
+    cnv_skipped = (
+        f"copy number: {cnv_note}"
+        if not call.copy_number.inferred and cnv_note and cnv_note not in done.note
+        else ""
+    )
+    return {
+        "sample_id": sample_id,
+        "source": source,
+        "n_cells": int(in_sample.sum()),
+        "n_assigned": int((adata.obs.loc[in_sample, "clone"] != UNASSIGNED).sum()),
+        "n_malignant": int(adata.obs.loc[in_sample, "malignant"].astype(bool).sum()),
+        "n_low_confidence": done.n_low,
+        "n_table_rows_unmatched": done.n_rows_unmatched,
+        "note": "; ".join(n for n in (done.note, malignant_note, cnv_skipped) if n),
+    }
+
+
+# ------------------------------------------------------------------ evidence and outputs
+
+
+def _start_columns(adata: AnnData) -> None:
     adata.obs["clone"] = UNASSIGNED
     adata.obs["clone_source"] = "none"
     adata.obs["malignant"] = False
     adata.obs["cnv_score"] = np.nan
     adata.obs["cnv_clone"] = ""
-    samples = sorted(adata.obs["sample_id"].astype(str).unique())
-    sample_of = adata.obs["sample_id"].astype(str).to_numpy()
-    unmatched = []
 
-    # Copy number over all of the patient's cells: evidence everywhere, clones where chosen.
-    cnv_adata, cnv_note = None, cnv_off_reason
-    if cnv_positions is not None:
-        cnv_adata, cnv_note = _infer_patient_cnv(
-            adata, patient_id, cnv_positions, cnv_params, cnv_reference_samples, reference_cells
-        )
-    malignant_params = dict(malignant_params or {})
-    min_separation = malignant_params.pop("min_cnv_separation", 4.0)
-    cnv_evidence = np.zeros(adata.n_obs)
-    if cnv_adata is not None:
-        obs = cnv_adata.obs.loc[adata.obs_names]
-        adata.obs["cnv_score"] = obs["cnv_score_cell"].to_numpy()
-        adata.obs["cnv_clone"] = obs["cnv_clone"].astype(str).to_numpy()
-        full = cnv_adata.uns["clonetrack_cnv_scores"]
-        cnv_evidence = (
-            pd.Series(
-                malignant.cnv_log_odds(
-                    full["score"],
-                    full["reference"],
-                    full["called"],
-                    full["cell_type"],
-                    min_separation=min_separation,
-                ),
-                index=full.index,
-            )
-            .loc[adata.obs_names]
-            .to_numpy()
-        )
 
-    # Genotypes: evidence of malignancy and clones from variant combinations.
-    alt, ref = genotypes.allele_matrices(list(genotype_tables.values()), adata.obs_names)
-    for sample_id, table in genotype_tables.items():
-        rows = table[~table["obs_name"].isin(adata.obs_names)]
-        if len(rows):
-            unmatched.append(
-                rows[["barcode", "variant"]].assign(sample_id=sample_id, source="genotype")
-            )
-    informative = genotypes.malignancy_variants(
-        alt.columns, genotype_params.pop("not_malignant_genes", ())
+def _copy_number_columns(adata: AnnData, copy_number: PatientCnv, min_separation) -> np.ndarray:
+    """The patient's copy-number score and clone per cell; returns the copy-number evidence of
+    malignancy (judged against every normal cell of the run, other samples' included)."""
+    if not copy_number.inferred:
+        return np.zeros(adata.n_obs)
+    run = copy_number.cells
+    own = run.loc[adata.obs_names]
+    adata.obs["cnv_score"] = own["cnv_score_cell"].to_numpy()
+    adata.obs["cnv_clone"] = own["cnv_clone"].astype(str).to_numpy()
+    log_odds = malignant.cnv_log_odds(
+        run["score"],
+        run["reference"],
+        run["called"],
+        run["cell_type"],
+        min_separation=min_separation,
     )
-    likelihood = {
-        k: genotype_params.pop(k)
-        for k in ("mutant_allele_fraction", "error_rate")
-        if k in genotype_params
-    }
-    genotype_evidence = genotypes.genotype_log_odds(
-        alt[informative], ref[informative], **likelihood
-    ).to_numpy()
+    return pd.Series(log_odds, index=run.index).loc[adata.obs_names].to_numpy()
 
-    # Malignant cells from the combined evidence, all timepoints together.
-    normal_types = tuple(cnv_params.get("reference_categories", ()))
-    normal_seed = (
-        np.isin(sample_of, healthy_samples)
-        | adata.obs["cell_type"].astype(str).isin(normal_types).to_numpy()
+
+def _genotype_evidence(adata: AnnData, tables: dict, params: dict | None):
+    """Allele matrices of the patient's cells, their log-odds of malignancy, the settings left for
+    the genotype clones, and the rows naming no cell."""
+    params = dict(params or {})
+    alt, ref = genotypes.allele_matrices(list(tables.values()), adata.obs_names)
+    unmatched = [
+        rows[["barcode", "variant"]].assign(sample_id=sample_id, source="genotype")
+        for sample_id, table in tables.items()
+        if len(rows := table[~table["obs_name"].isin(adata.obs_names)])
+    ]
+    informative = genotypes.malignancy_variants(alt.columns, params.pop("not_malignant_genes", ()))
+    likelihood = {k: params.pop(k) for k in ("mutant_allele_fraction", "error_rate") if k in params}
+    evidence = genotypes.genotype_log_odds(alt[informative], ref[informative], **likelihood)
+    return alt, ref, evidence.to_numpy(), params, unmatched
+
+
+def _evidence_and_malignant_cells(
+    adata, copy_number, genotype_tables, genotype_params, malignant_params, *call
+):
+    """Copy-number and genotype evidence, then the malignant call from both; returns the allele
+    matrices, the genotype clones' settings, unmatched genotype rows and the call's note."""
+    _start_columns(adata)
+    min_separation = malignant_params.pop("min_cnv_separation", 4.0)
+    cnv_evidence = _copy_number_columns(adata, copy_number, min_separation)
+    alt, ref, genotype_evidence, clone_params, unmatched = _genotype_evidence(
+        adata, genotype_tables, genotype_params
     )
     evidence = pd.DataFrame(
         {"genotype_log_odds": genotype_evidence, "cnv_log_odds": cnv_evidence},
         index=adata.obs_names,
     )
-    normal_cells = [r for r in (normal_reference, reference_cells) if r is not None and r.n_obs]
+    normal_seed, others, random_state = call
+    normal_cells = [r for r in others if r is not None and r.n_obs]
+    note = _call_malignant_cells(
+        adata,
+        evidence,
+        normal_seed=normal_seed,
+        normal_cells=normal_cells,
+        params=malignant_params,
+        random_state=random_state,
+    )
+    return alt, ref, clone_params, unmatched, note
+
+
+def _call_malignant_cells(
+    adata, evidence, *, normal_seed, normal_cells, params, random_state
+) -> str:
+    """Malignant cells from the combined evidence, all timepoints together, with the normal cells
+    of other donors in the graph (seeds, never in the output); returns the call's note."""
     embedding = _joint_embedding(adata, normal_cells, random_state=random_state)
     n_extra = embedding.shape[0] - adata.n_obs
     extra = pd.DataFrame(
         0.0, index=[f"reference_{i}" for i in range(n_extra)], columns=evidence.columns
     )
-    called, malignant_note = malignant.call_malignant(
+    called, note = malignant.call_malignant(
         embedding,
         normal_seed=np.r_[normal_seed, np.ones(n_extra, bool)],
         evidence=pd.concat([evidence, extra]),
-        **malignant_params,
+        **params,
     )
     called = called.iloc[: adata.n_obs]
     for column in malignant.EVIDENCE_COLUMNS:
         adata.obs[column] = called[column].to_numpy()
+    return note
 
-    # Genotype clones are subclones of the leukaemia: only malignant cells are clustered (normal
-    # cells, with wild-type reads only, would otherwise claim a component of their own).
+
+def _genotype_clone_column(adata, alt, ref, patient_id, params, random_state) -> None:
+    """Genotype clones are subclones of the leukaemia: only malignant cells are clustered (normal
+    cells, with wild-type reads only, would otherwise claim a component of their own)."""
     leukaemic = adata.obs["malignant"].astype(bool).to_numpy()
     genotype_clone, _ = genotypes.genotype_clones(
         alt[leukaemic],
         ref[leukaemic],
         patient_id=patient_id,
         random_state=random_state,
-        **genotype_params,
+        **params,
     )
     adata.obs["genotype_clone"] = genotype_clone.reindex(
         adata.obs_names, fill_value=UNASSIGNED
     ).to_numpy()
 
-    lineage_calls = _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_params)
-    available = {
-        "given": set(clone_tables),
-        "lineage_barcode": set(lineage_counts),
-        "genotype": set(genotype_tables),
-        "cnv": set(samples) if cnv_adata is not None else set(),
-    }
-    reports = []
-    for sample_id in samples:
-        in_sample = sample_of == sample_id
-        source = next((s for s in source_precedence if sample_id in available[s]), "none")
-        n_low, n_rows_unmatched, note = 0, 0, ""
-        if source == "given":
-            report, rows = clone_defs.assign_given_clones(
-                adata, clone_tables[sample_id], sample_id=sample_id, min_confidence=min_confidence
-            )
-        elif source == "lineage_barcode":
-            report, rows = clone_defs.attach_lineage_clones(
-                adata, lineage_calls, sample_id=sample_id
-            )
-        else:
-            report, rows = {}, []
-        if source in ("given", "lineage_barcode"):
-            assigned = in_sample & (adata.obs["clone"].astype(str) != UNASSIGNED).to_numpy()
-            # Barcoded or tabled clone cells belong to the leukaemia by construction.
-            adata.obs.loc[assigned, "malignant"] = True
-            n_low = int(report.get("n_low_confidence", 0))
-            n_rows_unmatched = int(report["n_table_rows_unmatched"])
-            if n_rows_unmatched:
-                note = f"{n_rows_unmatched} rows name no cell kept by QC (unmatched_rows.tsv)"
-            if len(rows):
-                unmatched.append(rows.assign(sample_id=sample_id, source=source))
-        elif source in ("genotype", "cnv"):
-            column = "genotype_clone" if source == "genotype" else "cnv_clone"
-            label = adata.obs.loc[in_sample, column].astype(str).to_numpy()
-            has_clone = adata.obs.loc[in_sample, "malignant"].to_numpy() & ~np.isin(
-                label, [UNASSIGNED, "normal", ""]
-            )
-            if source == "cnv":
-                label = np.char.add(f"{patient_id}_", label.astype(str))
-            adata.obs.loc[in_sample, "clone"] = np.where(has_clone, label, UNASSIGNED)
-            note = cnv_note if source == "cnv" else ""
-        else:
-            note = "no clone table, lineage barcodes or genotypes, and no copy-number clones" + (
-                f" ({cnv_note})" if cnv_note else ""
-            )
-        adata.obs.loc[in_sample, "clone_source"] = source
-        # copy number is evidence of malignancy for every sample: say why it is missing
-        cnv_skipped = (
-            f"copy number: {cnv_note}"
-            if cnv_adata is None and cnv_note and cnv_note not in note
-            else ""
-        )
-        reports.append(
-            {
-                "sample_id": sample_id,
-                "source": source,
-                "n_cells": int(in_sample.sum()),
-                "n_assigned": int((adata.obs.loc[in_sample, "clone"] != UNASSIGNED).sum()),
-                "n_malignant": int(adata.obs.loc[in_sample, "malignant"].astype(bool).sum()),
-                "n_low_confidence": n_low,
-                "n_table_rows_unmatched": n_rows_unmatched,
-                "note": "; ".join(n for n in (note, malignant_note, cnv_skipped) if n),
-            }
-        )
+
+def _outputs(adata, patient_id, reports, unmatched):
     cells = adata.obs[CELL_COLUMNS].copy()
     cells["clone"] = cells["clone"].astype(str)
     cells["malignant"] = cells["malignant"].astype(bool)
-    report_df = pd.DataFrame(reports)
-    report_df.insert(0, "patient_id", patient_id)
-    unmatched_df = (
+    report = pd.DataFrame(reports)
+    report.insert(0, "patient_id", patient_id)
+    unmatched = (
         pd.concat(unmatched, ignore_index=True)
         if unmatched
         else pd.DataFrame(columns=["sample_id", "source", "barcode", "clone_id"])
     )
-    return cells, report_df, unmatched_df, cnv_adata
+    return cells, report, unmatched
 
 
 def _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_params):
@@ -345,70 +444,3 @@ def _joint_embedding(
     n_comps = int(max(1, min(n_pcs, work.n_obs - 1, work.n_vars - 1)))
     sc.pp.pca(work, n_comps=n_comps, random_state=random_state)
     return work.obsm["X_pca"]
-
-
-def _infer_patient_cnv(
-    adata: AnnData,
-    patient_id: str,
-    positions: pd.DataFrame,
-    params: dict,
-    reference_samples: tuple[str, ...],
-    reference_cells: AnnData | None = None,
-) -> tuple[AnnData | None, str]:
-    import anndata as ad
-
-    from clonetrack.clones import cnv
-
-    work = adata.copy()
-    own = work.obs_names
-    if reference_cells is not None and reference_cells.n_obs:
-        # Healthy cells of other donors widen the reference; they never reach the outputs.
-        extra = reference_cells[~reference_cells.obs_names.isin(own)].copy()
-        extra.obs["sample_id"] = extra.obs["sample_id"].astype(str)
-        work = ad.concat([work, extra], join="inner", merge="same")
-        reference_samples = (*reference_samples, *extra.obs["sample_id"].unique())
-    cnv.add_gene_positions(work, positions)
-    reference_types = tuple(params.get("reference_categories", ()))
-    cell_type = work.obs["cell_type"].astype(str)
-    # Each reference cell type stays its own category (infercnvpy absorbs differences between
-    # reference categories). Cells of reference samples (healthy marrow) form one category per
-    # cell type, so that normal monocytes, erythroid cells or progenitors of the patient are
-    # compared with their own kind: against lymphocytes alone, their expression (e.g. a monocyte
-    # programme clustered on one chromosome arm) reads as a copy-number change.
-    in_reference_sample = work.obs["sample_id"].astype(str).isin(reference_samples).to_numpy()
-    is_reference_type = cell_type.isin(reference_types).to_numpy()
-    healthy_type = np.where(in_reference_sample, "healthy_" + cell_type.to_numpy(), "")
-    counts = pd.Series(healthy_type[in_reference_sample]).value_counts()
-    large = set(counts.index[counts >= MIN_REFERENCE_CATEGORY_CELLS])
-    healthy_type = np.where(np.isin(healthy_type, list(large)), healthy_type, "reference_sample")
-    work.obs["cnv_reference"] = np.where(
-        is_reference_type,
-        cell_type.to_numpy(),
-        np.where(in_reference_sample, healthy_type, "query"),
-    )
-    categories = list(reference_types) + sorted(
-        set(work.obs["cnv_reference"][in_reference_sample & ~is_reference_type])
-    )
-    options = {k: v for k, v in params.items() if k != "reference_categories"}
-    try:
-        cnv.infer_cnv(
-            work, reference_key="cnv_reference", reference_categories=tuple(categories), **options
-        )
-    except InputError as error:
-        # Too few normal reference cells in this patient: no copy-number clones, said plainly.
-        log.warning("patient %s: copy-number inference not possible: %s", patient_id, error)
-        return None, f"copy-number inference not possible: {error}"
-    detectable = bool(work.uns["clonetrack"]["cnv"].get("detectable", True))
-    note = "" if detectable else "no copy-number change separates from the reference cells"
-    result = work[own].copy()
-    # Scores of every cell, reference included, for the evidence of the malignant call.
-    result.uns["clonetrack_cnv_scores"] = pd.DataFrame(
-        {
-            "score": work.obs["cnv_consensus_score"].to_numpy(),
-            "reference": (work.obs["cnv_reference"] != "query").to_numpy(),
-            "called": work.obs["malignant"].astype(bool).to_numpy(),
-            "cell_type": work.obs["cell_type"].astype(str).to_numpy(),
-        },
-        index=work.obs_names,
-    )
-    return result, note

@@ -99,3 +99,18 @@ def plot_cnv_heatmap(
     ax.set_xlabel("chromosome")
     fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label="log ratio to reference")
     return fig
+
+
+def plot_no_cnv(text: str):
+    """The place of the heatmap when a patient has no copy-number clones: why, in words.
+
+    Returns
+    -------
+    :class:`matplotlib.figure.Figure` (not saved, not shown).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.axis("off")
+    return fig
