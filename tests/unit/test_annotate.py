@@ -8,14 +8,10 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-from clonetrack.annotate import (
-    CELL_TYPES,
-    annotate_clusters,
-    load_markers,
-    load_signature,
-    score_cell_types,
-)
+from clonetrack.annotate import annotate_clusters, score_cell_types
 from clonetrack.errors import InputError
+from clonetrack.io.tables import load_markers, load_signature
+from clonetrack.vocabulary import CELL_TYPES
 from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import kneighbors_graph
 

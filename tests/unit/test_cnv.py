@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from clonetrack import io, pl
 from clonetrack.clones import cnv
 from clonetrack.errors import InputError
+from clonetrack.io import tables
 from clonetrack.pl.cnv import _binned_rows
 from sklearn.metrics import (
     adjusted_rand_score,
@@ -32,7 +33,7 @@ REFERENCE = cnv.REFERENCE_CELL_TYPES
 
 @pytest.fixture(scope="module")
 def positions() -> pd.DataFrame:
-    return cnv.load_gene_positions(POSITIONS)
+    return tables.load_gene_positions(POSITIONS)
 
 
 # ---------------------------------------------------------------- resource and positions
@@ -51,7 +52,7 @@ def test_load_gene_positions_rejects_missing_column(tmp_path):
     path = tmp_path / "pos.tsv"
     path.write_text("gene\tchrom\tstart\tend\nA\tchr1\t1\t2\n")
     with pytest.raises(InputError, match="chromosome"):
-        cnv.load_gene_positions(path)
+        tables.load_gene_positions(path)
 
 
 def test_load_gene_positions_rejects_duplicates(tmp_path):
@@ -59,7 +60,7 @@ def test_load_gene_positions_rejects_duplicates(tmp_path):
     with gzip.open(path, "wt") as fh:
         fh.write("gene\tchromosome\tstart\tend\nA\tchr1\t1\t2\nA\tchr2\t1\t2\n")
     with pytest.raises(InputError, match="more than once"):
-        cnv.load_gene_positions(path)
+        tables.load_gene_positions(path)
 
 
 def test_add_gene_positions_reports_unplaced(positions):

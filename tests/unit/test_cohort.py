@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from clonetrack import cohort
 from clonetrack.errors import InputError
+from clonetrack.io import tables
 from scipy import stats
 
 LEVELS = ["sustained_response", "relapse", "primary_refractory"]
@@ -31,7 +32,7 @@ def test_patient_table_with_notes_for_missing_and_extra_patients(tmp_path):
         "patient_id\tresponse\tage\nP1\trelapse\t70\nP2\t\t61\nP3\tprimary_refractory\t55\n"
         "P9\trelapse\t40\n",
     )
-    table, notes = cohort.read_patient_table(path, levels=LEVELS, sheet_patients=SHEET_PATIENTS)
+    table, notes = tables.read_patient_table(path, levels=LEVELS, sheet_patients=SHEET_PATIENTS)
     assert list(table.index) == ["P1", "P2", "P3"]
     assert table.loc["P3", "response"] == "primary_refractory"
     assert notes == [
@@ -61,7 +62,7 @@ def test_patient_table_with_notes_for_missing_and_extra_patients(tmp_path):
 def test_bad_patient_tables_name_row_and_column(tmp_path, text, message):
     path = write(tmp_path, "patients.tsv", text)
     with pytest.raises(InputError) as err:
-        cohort.read_patient_table(path, levels=LEVELS, sheet_patients=SHEET_PATIENTS)
+        tables.read_patient_table(path, levels=LEVELS, sheet_patients=SHEET_PATIENTS)
     assert message in str(err.value)
     assert str(path) in str(err.value)
 
@@ -85,7 +86,7 @@ def test_measurements_by_patient_and_by_sample(tmp_path):
     bh3 = write(
         tmp_path, "bh3.csv", "sample_id,assay,feature,value\nP1_d,BH3,BCL2,12\nP1_r,BH3,BCL2,30\n"
     )
-    table, notes = cohort.read_measurements(
+    table, notes = tables.read_measurements(
         [str(dst), str(bh3)], sheet_patients=["P1", "P2"], sheet_samples=SHEET
     )
     assert table[["patient_id", "sample_id", "measure", "value"]].values.tolist() == [
@@ -119,7 +120,7 @@ def test_measurements_by_patient_and_by_sample(tmp_path):
 def test_bad_measurement_tables_name_row_and_column(tmp_path, text, message):
     path = write(tmp_path, "m.tsv", text)
     with pytest.raises(InputError, match=None) as err:
-        cohort.read_measurements([str(path)], sheet_patients=["P1", "P2"], sheet_samples=SHEET)
+        tables.read_measurements([str(path)], sheet_patients=["P1", "P2"], sheet_samples=SHEET)
     assert message in str(err.value) and str(path) in str(err.value)
 
 

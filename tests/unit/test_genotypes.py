@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from clonetrack.clones import genotypes
 from clonetrack.errors import InputError
+from clonetrack.io import tables
 from sklearn.metrics import adjusted_rand_score
 
 
@@ -19,7 +20,7 @@ def test_reads_a_table_and_names_cells_as_the_count_readers_do(tmp_path):
         tmp_path,
         "barcode\tvariant\talt_reads\tref_reads\nAC\tTP53.R248Q\t2\t0\nAC\tNPM1.W288fs\t0\t3\n",
     )
-    table = genotypes.read_genotype_table(path, sample_id="P1_d0")
+    table = tables.read_genotype_table(path, sample_id="P1_d0")
     assert table["obs_name"].tolist() == ["P1_d0_AC", "P1_d0_AC"]
     assert table["alt_reads"].tolist() == [2, 0]
 
@@ -42,7 +43,7 @@ def test_reads_a_table_and_names_cells_as_the_count_readers_do(tmp_path):
 def test_bad_tables_are_refused_by_file_sample_and_row(tmp_path, body, message):
     path = write(tmp_path, body)
     with pytest.raises(InputError, match=r"genotype table .*g\.tsv \(sample 'S1'\)") as error:
-        genotypes.read_genotype_table(path, sample_id="S1")
+        tables.read_genotype_table(path, sample_id="S1")
     assert message in str(error.value)
 
 

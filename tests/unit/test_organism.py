@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 from clonetrack import organism
-from clonetrack.annotate import load_markers
 from clonetrack.clones import cnv
+from clonetrack.io.tables import load_markers
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import scanpy as sc
 from clonetrack.errors import InputError
+from clonetrack.io import tables
 from clonetrack_sim import barcode_strings, select_genes, simulate_cohort, write_cohort
 from clonetrack_sim.cells import _dealt_counts
 from scipy import sparse
@@ -295,7 +296,6 @@ def test_shipped_gene_table(genes):
 
 def test_genotype_reads_follow_the_planted_clones(genes):
     """Mutant reads come from leukaemic cells, the clone variant from that clone's cells only."""
-    from clonetrack.clones import genotypes
     from clonetrack_sim import GENOTYPE_FOUNDER, genotype_reads
 
     small = simulate_cohort(genes=genes, seed=1, n_cells_per_sample=150, min_mono_cells=20)
@@ -316,7 +316,7 @@ def test_genotype_reads_follow_the_planted_clones(genes):
     )
     assert (per_variant == 1).all() and len(per_variant) >= 2
     # a read table the workflow accepts
-    assert set(table.columns) == set(genotypes.GENOTYPE_COLUMNS)
+    assert set(table.columns) == set(tables.GENOTYPE_COLUMNS)
 
 
 def test_mouse_cohort_has_mouse_names_and_barcodes_that_mark_its_clones(tmp_path):

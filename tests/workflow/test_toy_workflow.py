@@ -286,7 +286,7 @@ def test_clone_calling_edit_reruns_the_clone_call_not_for_copy_number_settings(t
     jobs, reasons = jobs_after_edit(toy_run, tmp_path, "clones:\n  min_confidence: 0.5\n")
     assert reasons[CHANGED] == {"define_clones"}
     assert jobs.get("define_clones") == 3 and jobs.get("finalise") == 1, jobs
-    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "infer_cnv", "timepoint_de"})
+    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "infer_cnv"})
 
 
 def test_copy_number_edit_reruns_infer_cnv_for_every_patient(toy_run, tmp_path):
@@ -294,7 +294,7 @@ def test_copy_number_edit_reruns_infer_cnv_for_every_patient(toy_run, tmp_path):
     jobs, reasons = jobs_after_edit(toy_run, tmp_path, edit)
     assert reasons[CHANGED] == {"infer_cnv"}
     assert jobs.get("infer_cnv") == 3 and jobs.get("define_clones") == 3, jobs
-    assert not set(jobs) & (UPSTREAM | {"annotate_cells", "timepoint_de"})
+    assert not set(jobs) & (UPSTREAM | {"annotate_cells"})
 
 
 def test_de_alpha_reruns_only_de_and_what_reads_it(toy_run, tmp_path):

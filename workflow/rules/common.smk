@@ -6,8 +6,7 @@ from snakemake.utils import validate
 # The package lives beside the scripts; importing it here lets the sheet be validated before any job.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 
-from clonetrack.annotate import load_markers  # noqa: E402
-from clonetrack.cohort import read_measurements, read_patient_table  # noqa: E402
+from clonetrack.io.tables import load_markers, read_measurements, read_patient_table  # noqa: E402
 from clonetrack.errors import InputError  # noqa: E402
 from clonetrack.organism import apply_preset, cnv_unavailable_reason  # noqa: E402
 from clonetrack.io.preflight import check_sample_files  # noqa: E402

@@ -5,11 +5,11 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 import anndata as ad
 import pandas as pd
 from clonetrack import annotate, io
-from clonetrack.io import store
+from clonetrack.io import store, tables
 
 cfg = snakemake.params.annotation
 cells = ad.read_h5ad(snakemake.input.cells)
-markers = annotate.load_markers(snakemake.input.markers)
+markers = tables.load_markers(snakemake.input.markers)
 # The panel's genes are all the scoring reads; genes absent from the data stay reported as missing.
 adata = store.read_parts(
     snakemake.input.merged,

@@ -4,9 +4,9 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from clonetrack import annotate, cohort, de, io, pl
+from clonetrack import cohort, de, io, pl
 from clonetrack.clones import resistance
-from clonetrack.io import store
+from clonetrack.io import store, tables
 
 cfg = snakemake.params.cohort
 seed = snakemake.params.seed
@@ -15,7 +15,7 @@ notes = [("patient table", n) for n in snakemake.params.patient_notes]
 notes += [("measurements", n) for n in snakemake.params.measurement_notes]
 responses = pd.Series("", index=patients, dtype=str)
 if snakemake.input.patients:
-    table, _ = cohort.read_patient_table(
+    table, _ = tables.read_patient_table(
         snakemake.input.patients[0], levels=cfg["response_levels"], sheet_patients=patients
     )
     responses.update(table["response"])
@@ -26,7 +26,7 @@ else:
             "no patient table (config: patients): the cohort tests need each patient's response",
         )
     )
-measurements, _ = cohort.read_measurements(
+measurements, _ = tables.read_measurements(
     snakemake.input.measurements, sheet_patients=patients, sheet_samples=snakemake.params.sheet
 )
 
@@ -47,7 +47,7 @@ counts, meta = de.pseudobulk(
     blocks=store.row_blocks(snakemake.input.adata, "counts", cells=malignant),
 )
 signatures = {
-    name: annotate.load_signature(path, counts.columns)
+    name: tables.load_signature(path, counts.columns)
     for name, path in snakemake.params.signatures.items()
 }
 scores = resistance.signature_scores(

@@ -4,15 +4,15 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
 import anndata as ad
 from clonetrack import io
-from clonetrack.clones import cnv, genotypes, patient_clones
-from clonetrack.io import store
+from clonetrack.clones import cnv, patient_clones
+from clonetrack.io import store, tables
 
 cfg = snakemake.params.clones
 patient = snakemake.wildcards.patient
 # obs only: the embeddings and graphs of every cell in the cohort are not needed here
 metadata = store.read_parts(snakemake.input.cells, obsm=False, uns=False)
 sources = snakemake.params.sources
-tables = {
+clone_tables = {
     s: io.read_clone_table(p["clones"], sample_id=s) for s, p in sources.items() if p["clones"]
 }
 lineage = {
@@ -21,7 +21,7 @@ lineage = {
     if p["lineage_barcodes"] and not p["clones"]
 }
 genotype_tables = {
-    s: genotypes.read_genotype_table(p["genotypes"], sample_id=s)
+    s: tables.read_genotype_table(p["genotypes"], sample_id=s)
     for s, p in sources.items()
     if p.get("genotypes")
 }
@@ -62,7 +62,7 @@ def normal_reference():
 cells, report, unmatched = patient_clones.define_patient_clones(
     expression(own),
     patient_id=patient,
-    clone_tables=tables,
+    clone_tables=clone_tables,
     lineage_counts=lineage,
     lineage_params=cfg["lineage"],
     min_confidence=cfg["min_confidence"],

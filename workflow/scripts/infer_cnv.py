@@ -5,7 +5,7 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed, threads=snakem
 import pandas as pd
 from clonetrack import io, pl
 from clonetrack.clones import cnv, patient_clones
-from clonetrack.io import store
+from clonetrack.io import store, tables
 from clonetrack.pl.cnv import plot_no_cnv
 
 patient = snakemake.wildcards.patient
@@ -14,7 +14,7 @@ positions_path = settings.pop("gene_positions")
 reference = cnv.NormalReference.from_settings(**snakemake.params.reference)
 reason = snakemake.params.cnv_off_reason
 if not reason:
-    positions = cnv.load_gene_positions(positions_path)
+    positions = tables.load_gene_positions(positions_path)
     reason = cnv.unpositioned_reason(
         store.var_names(snakemake.input.merged), positions, source=positions_path
     )

@@ -3,9 +3,9 @@ from clonetrack import runtime
 log = runtime.start(snakemake.log[0], seed=snakemake.params.seed)
 
 import pandas as pd
-from clonetrack import annotate, de, io, pl
+from clonetrack import de, io, pl
 from clonetrack.clones import resistance
-from clonetrack.io import store
+from clonetrack.io import store, tables
 
 cfg = snakemake.params.resistance
 classes = pd.read_csv(snakemake.input.classes, sep="\t", dtype={"patient_id": str, "clone": str})
@@ -29,7 +29,7 @@ table, summary = resistance.resistance_de(
 )
 log.info("resistance DE: %s", summary)
 signatures = {
-    name: annotate.load_signature(path, counts.columns) for name, path in cfg["signatures"].items()
+    name: tables.load_signature(path, counts.columns) for name, path in cfg["signatures"].items()
 }
 scores = resistance.signature_scores(
     counts, meta, signatures, stem_types=tuple(cfg["stem_cell_types"]), min_cells=cfg["min_cells"]

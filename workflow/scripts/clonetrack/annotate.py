@@ -5,34 +5,14 @@ Labels are the 15 normal classes of van Galen et al. 2019 (Cell 176:1265) plus `
 
 from __future__ import annotations
 
-from os import PathLike
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
 from clonetrack.errors import InputError
-from clonetrack.vocabulary import UNASSIGNED
+from clonetrack.vocabulary import CELL_TYPES, UNASSIGNED
 
-CELL_TYPES = (
-    "HSC",
-    "Prog",
-    "GMP",
-    "ProMono",
-    "Mono",
-    "cDC",
-    "pDC",
-    "earlyEry",
-    "lateEry",
-    "ProB",
-    "B",
-    "Plasma",
-    "T",
-    "CTL",
-    "NK",
-)
-MARKER_COLUMNS = ("cell_type", "gene", "weight", "reference")
 METHODS = ("scaled", "score_genes")
 
 
@@ -51,57 +31,6 @@ def _why_panel_misses(panel_genes, var_names) -> str:
             "the panel and the data are of different organisms; use a panel of the data's organism"
         )
     return "check that the panel's genes are gene symbols of the data's organism"
-
-
-def load_markers(path: str | PathLike) -> pd.DataFrame:
-    """Read and validate a marker panel.
-
-    Parameters
-    ----------
-    path
-        Tab-separated table with columns ``cell_type``, ``gene``, ``weight`` (positive for markers,
-        negative for genes the class should not express) and ``reference``.
-
-    Returns
-    -------
-    The panel with ``weight`` as float, one row per (cell_type, gene).
-
-    Raises
-    ------
-    InputError
-        Missing columns, unknown classes, non-numeric or zero weights, duplicated rows, or a class
-        without any positive marker.
-    """
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError) as err:
-        raise InputError(f"marker panel {path}: cannot be read as a TSV ({err})") from err
-    missing = [c for c in MARKER_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(f"marker panel {path}: missing column(s) {missing}; need {MARKER_COLUMNS}")
-    df = df[list(MARKER_COLUMNS)].apply(lambda col: col.str.strip())
-    unknown = sorted(set(df["cell_type"]) - set(CELL_TYPES))
-    if unknown:
-        raise InputError(
-            f"marker panel {path}: unknown cell_type(s) {unknown}; allowed are {CELL_TYPES}"
-        )
-    if (df["gene"] == "").any():
-        rows = (np.flatnonzero(df["gene"] == "") + 2).tolist()
-        raise InputError(f"marker panel {path}: empty gene on line(s) {rows}")
-    weight = pd.to_numeric(df["weight"], errors="coerce")
-    bad = weight.isna() | (weight == 0)
-    if bad.any():
-        rows = (np.flatnonzero(bad) + 2).tolist()
-        raise InputError(f"marker panel {path}: weight must be a non-zero number, line(s) {rows}")
-    df["weight"] = weight.astype(float)
-    dup = df.duplicated(["cell_type", "gene"])
-    if dup.any():
-        rows = (np.flatnonzero(dup) + 2).tolist()
-        raise InputError(f"marker panel {path}: duplicated cell_type/gene on line(s) {rows}")
-    no_pos = sorted(set(df["cell_type"]) - set(df.loc[df["weight"] > 0, "cell_type"]))
-    if no_pos:
-        raise InputError(f"marker panel {path}: class(es) {no_pos} have no positive marker")
-    return df.reset_index(drop=True)
 
 
 def _dense_columns(adata: AnnData, genes: list[str], layer: str | None) -> np.ndarray:
@@ -380,43 +309,3 @@ def annotate_clusters(
         "min_fraction": float(min_fraction),
     }
     return table
-
-
-def load_signature(path: str | PathLike, var_names=None) -> pd.Series:
-    """Read a gene signature (``gene``, ``weight``, optional ``alias``) as weights indexed by gene.
-
-    Parameters
-    ----------
-    path
-        Tab-separated table.
-    var_names
-        Gene names of the data. When given, a gene absent from them but whose ``alias`` is present
-        is renamed to the alias (e.g. ``GPR56`` -> ``ADGRG1``); genes found under neither name are
-        kept under their own name (the caller decides what to do with them).
-
-    Returns
-    -------
-    Float weights indexed by gene symbol, named after the file stem.
-    """
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError) as err:
-        raise InputError(f"signature {path}: cannot be read as a TSV ({err})") from err
-    for col in ("gene", "weight"):
-        if col not in df.columns:
-            raise InputError(f"signature {path}: missing column {col!r}")
-    weight = pd.to_numeric(df["weight"], errors="coerce")
-    if weight.isna().any():
-        rows = (np.flatnonzero(weight.isna()) + 2).tolist()
-        raise InputError(f"signature {path}: non-numeric weight on line(s) {rows}")
-    genes = df["gene"].str.strip()
-    if var_names is not None and "alias" in df.columns:
-        known = set(var_names)
-        alias = df["alias"].str.strip()
-        use_alias = ~genes.isin(known) & alias.isin(known) & (alias != "")
-        genes = genes.where(~use_alias, alias)
-    if genes.duplicated().any():
-        dups = sorted(genes[genes.duplicated()])
-        raise InputError(f"signature {path}: duplicated gene(s) {dups}")
-    name = str(path).rsplit("/", 1)[-1].removesuffix(".tsv")
-    return pd.Series(weight.to_numpy(dtype=float), index=pd.Index(genes, name="gene"), name=name)

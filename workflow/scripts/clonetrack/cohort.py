@@ -9,17 +9,12 @@ of the config; ``docs/cohort.md`` states the methods.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from clonetrack.clones.dynamics import benjamini_hochberg, percent
-from clonetrack.errors import InputError
 
-MEASUREMENT_COLUMNS = ("assay", "feature", "value")
 FEATURE_KINDS = ("malignant_fraction", "composition", "signature", "clone")
 #: Columns of one feature's case-control comparison (:func:`compare_groups`, and within each
 #: contrast and timepoint of :func:`cohort_tests`).
@@ -42,163 +37,6 @@ FEATURE_TEST_COLUMNS = (
 
 # ----------------------------------------------------------------------------------------------
 # tables given by the user
-
-
-def _read_table(path: os.PathLike | str, what: str) -> pd.DataFrame:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{what} {p} does not exist: fix its path in the config")
-    sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
-    try:
-        df = pd.read_csv(
-            p, sep=sep, dtype=str, keep_default_na=False, comment="#", encoding="utf-8-sig"
-        )
-    except UnicodeDecodeError as err:
-        raise InputError(f"{what} {p} is not UTF-8 text: save it as UTF-8") from err
-    except pd.errors.EmptyDataError:
-        df = pd.DataFrame()
-    if df.empty:
-        raise InputError(f"{what} {p} is empty: give a header and one row per entry")
-    df.columns = [c.strip() for c in df.columns]
-    return df.apply(lambda col: col.str.strip())
-
-
-def _rows(mask) -> str:
-    rows = np.flatnonzero(np.asarray(mask)) + 1
-    return ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
-
-
-def read_patient_table(
-    path: os.PathLike | str, *, levels: list[str], sheet_patients: list[str]
-) -> tuple[pd.DataFrame, list[str]]:
-    """Read the patient table: ``patient_id``, ``response`` (one of ``levels``) and covariates.
-
-    Returns
-    -------
-    The table indexed by ``patient_id`` (patients of the sheet only), and notes for the report:
-    sheet patients missing from the table or without a response (left out of the cohort tests),
-    table patients not in the sheet (ignored).
-
-    Raises
-    ------
-    InputError
-        A missing column, a duplicated or empty ``patient_id``, or a response that is not one of
-        ``levels``; rows are named (1-based data rows).
-    """
-    where = f"patient table {path}"
-    df = _read_table(path, "patient table")
-    missing = [c for c in ("patient_id", "response") if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"{where} lacks column(s) {', '.join(missing)} (found: {', '.join(df.columns)}): name "
-            "them patient_id and response"
-        )
-    problems = []
-    if (df["patient_id"] == "").any():
-        problems.append(f"{where}: empty patient_id in row(s) {_rows(df['patient_id'] == '')}")
-    duplicated = df["patient_id"].duplicated(keep=False) & (df["patient_id"] != "")
-    if duplicated.any():
-        problems.append(
-            f"{where}: patient_id listed more than once in row(s) {_rows(duplicated)} "
-            f"({', '.join(sorted(set(df.loc[duplicated, 'patient_id'])))}): "
-            "give each patient one row"
-        )
-    unknown = ~df["response"].isin(levels) & (df["response"] != "")
-    if unknown.any():
-        problems.append(
-            f"{where}, column 'response': {sorted(set(df.loc[unknown, 'response']))} in row(s) "
-            f"{_rows(unknown)} are not among cohort.response_levels {levels}: fix the label or "
-            "add it to cohort.response_levels"
-        )
-    if problems:
-        raise InputError("\n  ".join(problems))
-    notes = []
-    table = df.set_index("patient_id")
-    absent = sorted(set(sheet_patients) - set(table.index))
-    if absent:
-        notes.append(
-            f"patients of the sheet missing from {where}, not in the cohort tests: {absent}"
-        )
-    no_response = sorted(p for p in table.index[table["response"] == ""] if p in sheet_patients)
-    if no_response:
-        notes.append(
-            f"patients without a response in {where}, not in the cohort tests: {no_response}"
-        )
-    extra = sorted(set(table.index) - set(sheet_patients))
-    if extra:
-        notes.append(f"patients of {where} not in the sample sheet, ignored: {extra}")
-    return table.loc[[p for p in table.index if p in sheet_patients]], notes
-
-
-def read_measurements(
-    paths: list[str], *, sheet_patients: list[str], sheet_samples: pd.DataFrame
-) -> tuple[pd.DataFrame, list[str]]:
-    """Read measurement tables: long tables keyed by ``patient_id`` or ``sample_id``, with
-    ``assay``, ``feature`` and a numeric ``value``.
-
-    Returns
-    -------
-    One table with ``patient_id``, ``sample_id`` ("" for patient-level rows), ``assay``,
-    ``feature``, ``measure`` (``assay:feature``) and ``value``; notes for the report (rows of
-    patients or samples not in the sheet, ignored).
-
-    Raises
-    ------
-    InputError
-        A missing column, a non-numeric value, or a key x assay x feature given twice; a table
-        none of whose rows names a patient or sample of the sheet.
-    """
-    tables, notes = [], []
-    for path in paths:
-        where = f"measurement table {path}"
-        df = _read_table(path, "measurement table")
-        key = "sample_id" if "sample_id" in df.columns else "patient_id"
-        missing = [c for c in (key, *MEASUREMENT_COLUMNS) if c not in df.columns]
-        if missing:
-            raise InputError(
-                f"{where} lacks column(s) {', '.join(missing)} (found: {', '.join(df.columns)}): "
-                "give patient_id or sample_id, assay, feature and value"
-            )
-        value = pd.to_numeric(df["value"], errors="coerce")
-        bad = value.isna() & ~df["value"].str.upper().isin(["", "NA", "NAN"])
-        if bad.any():
-            raise InputError(
-                f"{where}, column 'value': not a number in row(s) {_rows(bad)} (e.g. "
-                f"{df.loc[bad, 'value'].iloc[0]!r}): give numbers; leave a cell empty or NA when "
-                "not measured"
-            )
-        duplicated = df.duplicated([key, "assay", "feature"], keep=False)
-        if duplicated.any():
-            raise InputError(
-                f"{where}: {key} x assay x feature given more than once in row(s) "
-                f"{_rows(duplicated)}: give one value each (average replicates first)"
-            )
-        df = df.assign(value=value)
-        if key == "sample_id":
-            known = df["sample_id"].isin(sheet_samples.index)
-            df["patient_id"] = df["sample_id"].map(sheet_samples["patient_id"]).fillna("")
-        else:
-            known = df["patient_id"].isin(sheet_patients)
-            df["sample_id"] = ""
-        if not known.any():
-            raise InputError(
-                f"{where}: no row names a {key} of the sample sheet (e.g. "
-                f"{df[key].iloc[0]!r}): check the {key} column"
-            )
-        if not known.all():
-            notes.append(
-                f"{where}: rows of {key}s not in the sample sheet ignored: "
-                f"{sorted(set(df.loc[~known, key]))}"
-            )
-        df = df[known & df["value"].notna()]
-        tables.append(df[["patient_id", "sample_id", "assay", "feature", "value"]])
-    if not tables:
-        return pd.DataFrame(
-            columns=["patient_id", "sample_id", "assay", "feature", "measure", "value"]
-        ), notes
-    out = pd.concat(tables, ignore_index=True)
-    out.insert(4, "measure", out["assay"] + ":" + out["feature"])
-    return out, notes
 
 
 # ----------------------------------------------------------------------------------------------

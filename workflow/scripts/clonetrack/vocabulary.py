@@ -30,3 +30,22 @@ SURVIVING_CLASSES = ("expanding", "persistent", "emergent")
 #: ``clonetrack.clones.patient_clones.CLONE_SOURCE_REGISTRY``; tests fail until the registry and the
 #: config schema's enum name the same sources.
 CLONE_SOURCES = ("given", "lineage_barcode", "genotype", "cnv")
+
+#: The cell types a marker panel may name (the classes of ``annotation``).
+CELL_TYPES = (
+    "HSC",
+    "Prog",
+    "GMP",
+    "ProMono",
+    "Mono",
+    "cDC",
+    "pDC",
+    "earlyEry",
+    "lateEry",
+    "ProB",
+    "B",
+    "Plasma",
+    "T",
+    "CTL",
+    "NK",
+)

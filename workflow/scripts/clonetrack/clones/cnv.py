@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from os import PathLike
 
 import anndata as ad
 import numpy as np
@@ -23,45 +22,9 @@ from clonetrack.errors import InputError
 
 log = logging.getLogger(__name__)
 
-_POSITION_COLUMNS = ("gene", "chromosome", "start", "end")
-
 
 def _record(adata: ad.AnnData, step: str, params: dict) -> None:
     adata.uns.setdefault("clonetrack", {})[step] = params
-
-
-def load_gene_positions(path: str | PathLike) -> pd.DataFrame:
-    """Load a gene-position table (``gene``, ``chromosome``, ``start``, ``end``; tab separated).
-
-    Parameters
-    ----------
-    path
-        Table such as ``resources/genes/hg38_gene_positions.tsv.gz`` (gzip is detected by suffix).
-
-    Returns
-    -------
-    Data frame indexed by gene symbol with columns ``chromosome``, ``start``, ``end``.
-    """
-    try:
-        table = pd.read_csv(path, sep="\t", dtype={"gene": str, "chromosome": str})
-    except (OSError, pd.errors.ParserError) as err:
-        raise InputError(f"Gene-position table {path!s} could not be read: {err}") from err
-    missing = [c for c in _POSITION_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(
-            f"Gene-position table {path!s} lacks column(s) {missing}; expected a header "
-            f"{'/'.join(_POSITION_COLUMNS)} (tab separated)."
-        )
-    dup = table["gene"][table["gene"].duplicated()].unique()
-    if len(dup):
-        raise InputError(
-            f"Gene-position table {path!s} lists {len(dup)} gene(s) more than once "
-            f"(e.g. {list(dup[:5])}); keep one row per symbol."
-        )
-    for col in ("start", "end"):
-        if not pd.api.types.is_integer_dtype(table[col]):
-            raise InputError(f"Gene-position table {path!s}: column {col!r} must hold integers.")
-    return table.set_index("gene")[["chromosome", "start", "end"]]
 
 
 def unpositioned_reason(

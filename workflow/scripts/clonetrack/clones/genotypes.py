@@ -8,89 +8,17 @@ A genotype table (sheet column ``genotypes``) has one row per cell and variant w
 from __future__ import annotations
 
 import logging
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from clonetrack.errors import InputError
+from clonetrack.io.tables import GENOTYPE_COLUMNS
 from clonetrack.vocabulary import UNASSIGNED
 
 log = logging.getLogger(__name__)
 
-GENOTYPE_COLUMNS = ("barcode", "variant", "alt_reads", "ref_reads")
 NAME_MUTANT_FRACTION = 0.25
-
-
-def read_genotype_table(path: os.PathLike | str, *, sample_id: str) -> pd.DataFrame:
-    """Read a per-cell variant-read table given in the sample sheet.
-
-    Parameters
-    ----------
-    path
-        Tab-separated (comma-separated when named ``.csv``; optionally gzipped) table with columns
-        ``barcode``, ``variant``, ``alt_reads`` and ``ref_reads`` (non-negative integers).
-    sample_id
-        Sample the table belongs to; builds the cell names as the count readers do.
-
-    Returns
-    -------
-    The four columns plus ``obs_name`` (``{sample_id}_{barcode}``).
-
-    Raises
-    ------
-    InputError
-        Missing or empty file, a missing column, an empty barcode or variant, a read count that is
-        not a non-negative integer, or a (barcode, variant) pair listed twice; rows are named
-        (1-based data rows).
-    """
-    p = Path(path)
-    where = f"genotype table {p} (sample '{sample_id}')"
-    if not p.is_file():
-        raise InputError(
-            f"{where} does not exist: check the `genotypes` column of the sample sheet"
-        )
-    sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
-    try:
-        df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, index_col=False)
-    except pd.errors.EmptyDataError:
-        df = pd.DataFrame()
-    if df.empty:
-        raise InputError(
-            f"{where} is empty: give a header ({', '.join(GENOTYPE_COLUMNS)}) and rows"
-        )
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in GENOTYPE_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"{where} lacks column(s) {', '.join(missing)} (found: {', '.join(df.columns)}): "
-            f"name the columns {', '.join(GENOTYPE_COLUMNS)}"
-        )
-    rows = np.arange(1, len(df) + 1)
-
-    def refuse(mask: np.ndarray, what: str, todo: str) -> None:
-        if mask.any():
-            listed = ", ".join(map(str, rows[mask][:10])) + (" ..." if mask.sum() > 10 else "")
-            raise InputError(f"{where}: {what} in row(s) {listed}: {todo}")
-
-    for column in ("barcode", "variant"):
-        df[column] = df[column].str.strip()
-        refuse((df[column] == "").to_numpy(), f"empty {column}", f"fill in every {column}")
-    for column in ("alt_reads", "ref_reads"):
-        values = pd.to_numeric(df[column].str.strip(), errors="coerce")
-        bad = values.isna() | (values < 0) | (values != np.floor(values))
-        refuse(bad.to_numpy(), f"{column} not a non-negative integer", "give read counts")
-        df[column] = values.astype(np.int64)
-    refuse(
-        df.duplicated(["barcode", "variant"], keep=False).to_numpy(),
-        "(barcode, variant) listed more than once",
-        "sum the reads of each cell and variant into one row",
-    )
-    df = df[list(GENOTYPE_COLUMNS)].copy()
-    df["obs_name"] = sample_id + "_" + df["barcode"]
-    return df
 
 
 def allele_matrices(

@@ -1,17 +1,17 @@
-"""Reading and writing files: count matrices and tables, the on-disk cell store, the sample
+"""Reading and writing files: count matrices and given tables, the on-disk cell store, the sample
 sheet, the checks before any job, and the contract of the final object.
 
-The readers and atomic writers are attributes of this package; ``store``, ``sheet``, ``preflight``
-and ``contract`` are imported as modules. They load lazily (SPEC 1, ``lazy_loader``) so that
-``clonetrack.io.sheet``, which the workflow imports when it parses the sample sheet, does not pull
-in anndata and scanpy.
+The readers and atomic writers are attributes of this package; ``store``, ``sheet``, ``tables``,
+``preflight`` and ``contract`` are imported as modules. They load lazily (SPEC 1,
+``lazy_loader``) so that ``clonetrack.io.sheet``, which the workflow imports when it parses the
+sample sheet, does not pull in anndata and scanpy.
 """
 
 import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["atomic", "contract", "preflight", "readers", "sheet", "store"],
+    submodules=["atomic", "contract", "preflight", "readers", "sheet", "store", "tables"],
     submod_attrs={
         "readers": [
             "detect_format",

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clonetrack.clones import genotypes
 from clonetrack.errors import InputError
-from clonetrack.io import readers
+from clonetrack.io import readers, tables
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +315,7 @@ def _source_barcodes(column: str, path: str, sample_id: str) -> tuple[str, pd.In
             readers.read_clone_table(path, sample_id=sample_id)["barcode"]
         )
     if column == "genotypes":
-        table = genotypes.read_genotype_table(path, sample_id=sample_id)
+        table = tables.read_genotype_table(path, sample_id=sample_id)
         return "genotype table", pd.Index(table["barcode"])
     return "lineage-barcode matrix", matrix_barcodes(path)
 
