@@ -183,9 +183,8 @@ def deseq_contrast(
     return contrast_table(dds, factor=factor, level=level, reference=reference)
 
 
-RESULT_COLUMNS = (
-    "cell_type",
-    "contrast",
+#: The columns of one DESeq2 contrast (``deseq_contrast``), here and in the resistance signatures.
+CONTRAST_COLUMNS = (
     "gene",
     "base_mean",
     "log2fc",
@@ -196,6 +195,7 @@ RESULT_COLUMNS = (
     "p",
     "p_adj",
 )
+RESULT_COLUMNS = ("cell_type", "contrast", *CONTRAST_COLUMNS)
 SUMMARY_COLUMNS = (
     "cell_type",
     "contrast",

@@ -7,19 +7,9 @@ import pandas as pd
 from anndata import AnnData
 from scipy import stats
 
-from clonetrack.de import aggregate, deseq_contrast
+from clonetrack.de import CONTRAST_COLUMNS, aggregate, deseq_contrast
 
-RESULT_COLUMNS = [
-    "gene",
-    "base_mean",
-    "log2fc",
-    "log2fc_se",
-    "log2fc_ci_low",
-    "log2fc_ci_high",
-    "stat",
-    "p",
-    "p_adj",
-]
+RESULT_COLUMNS = list(CONTRAST_COLUMNS)
 
 
 def clone_status(classes: pd.DataFrame) -> pd.DataFrame:

@@ -122,6 +122,18 @@ def _emptydrops_test(adata: AnnData, initial: np.ndarray, *, min_umis: int, fdr:
     return result
 
 
+def _rank_summary(total: np.ndarray, ranks: dict) -> dict:
+    """The barcode-rank curve's knee and inflection, the barcodes above each, and the barcodes
+    the soup profile is estimated from."""
+    return {
+        "knee": ranks["knee"],
+        "inflection": ranks["inflection"],
+        "n_above_knee": int((total >= ranks["knee"]).sum()),
+        "n_above_inflection": int((total >= ranks["inflection"]).sum()),
+        "n_empty_for_profile": int(((total > 0) & (total < EMPTY_DROPLET_UMIS_BELOW)).sum()),
+    }
+
+
 def call_cells(
     raw: AnnData,
     *,
@@ -190,11 +202,7 @@ def call_cells(
         "expected_cells": expected,
         "expected_cells_estimated": expected_cells is None,
         "ordmag_threshold": float(threshold),
-        "knee": ranks["knee"],
-        "inflection": ranks["inflection"],
-        "n_above_knee": int((total >= ranks["knee"]).sum()),
-        "n_above_inflection": int((total >= ranks["inflection"]).sum()),
-        "n_empty_for_profile": int(((total > 0) & (total < EMPTY_DROPLET_UMIS_BELOW)).sum()),
+        **_rank_summary(total, ranks),
     }
     return droplets, summary
 
@@ -228,11 +236,7 @@ def filtered_calls(raw: AnnData, cells: AnnData) -> tuple[pd.DataFrame, dict]:
     summary = {
         "n_barcodes": int(len(total)),
         "n_cells": int(is_cell.sum()),
-        "knee": ranks["knee"],
-        "inflection": ranks["inflection"],
-        "n_above_knee": int((total >= ranks["knee"]).sum()),
-        "n_above_inflection": int((total >= ranks["inflection"]).sum()),
-        "n_empty_for_profile": int(((total > 0) & (total < EMPTY_DROPLET_UMIS_BELOW)).sum()),
+        **_rank_summary(total, ranks),
     }
     return droplets, summary
 

@@ -8,7 +8,7 @@ two TP53 subclones can be followed). Genes: those detected in a kept cell. Same 
 tests/data/vangalen2019, plus genotype tables written by scripts/vangalen_genotypes.py and a sample
 sheet with the ``genotypes`` and ``healthy`` columns.
 
-Usage: python workflow/scripts/make_vangalen_followup.py [--source DIR] [--out DIR]
+Usage: python scripts/make_vangalen_followup.py [--source DIR] [--out DIR]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def main() -> None:
         )
         print(sample_id, x.shape[1], "cells")
     annotated = sorted(str(args.out / names[s][1]) for s in SAMPLES if s.startswith("AML"))
-    script = Path(__file__).resolve().parents[2] / "scripts" / "vangalen_genotypes.py"
+    script = Path(__file__).resolve().parent / "vangalen_genotypes.py"
     subprocess.run(
         [sys.executable, str(script), *annotated, "--out-dir", str(args.out / "genotypes")],
         check=True,

@@ -6,7 +6,7 @@ fixed seed, keeps genes detected in at least one kept cell across all samples (o
 every file), and writes the same GEO dense layout (genes x cells ``.dem.txt.gz`` with first column
 ``Gene``; ``.anno.txt.gz`` with the original columns) plus a sample sheet.
 
-Usage: python workflow/scripts/make_vangalen_subset.py [--source DIR] [--out DIR]
+Usage: python scripts/make_vangalen_subset.py [--source DIR] [--out DIR]
 """
 
 from __future__ import annotations
