@@ -12,7 +12,7 @@ rule infer_cnv:
             labels={"patient": "{patient}", "figure": "copy-number heatmap"},
         ),
     params:
-        cnv=cnv_settings(),
+        cnv=config["clones"]["cnv"],
         reference=normal_cells(),
         cnv_off_reason=CNV_OFF_REASON or "",
         seed=config["seed"],
@@ -22,8 +22,9 @@ rule infer_cnv:
         "benchmarks/infer_cnv/patient~{patient}.tsv"
     threads: 1
     resources:
-        # 1M-cell cohort: PSS 3.3-3.7 GB per patient of about 29,000 cells (copy number and the
-        # clone call in one job), whose share of the merged file is 355 MB
+        # 1M-cell cohort: PSS 3.3-3.7 GB per patient of about 29,000 cells (whose share of the
+        # merged file is 355 MB) when copy number and the clone call were one job; at 100k,
+        # apart, 2.6 GB here and 1.5 GB in define_clones (not yet measured apart at 1M)
         mem_mb=patient_mem_mb(factor=14, floor_mb=3000),
         runtime=60,
     conda:

@@ -129,12 +129,6 @@ def clone_calling_settings():
     return {key: config["clones"][key] for key in CLONE_CALLING_SETTINGS}
 
 
-def cnv_settings():
-    """The copy-number settings of infer_cnv: clones.cnv less the reference (normal_cells())."""
-    reference = ("reference_cell_types", "reference_samples")
-    return {k: v for k, v in config["clones"]["cnv"].items() if k not in reference}
-
-
 def normal_cells():
     """Which cells are normal, in the terms of clonetrack.clones.cnv.NormalReference.from_settings:
     the copy-number reference (reference cell types, reference samples and the sheet's healthy

@@ -34,17 +34,13 @@ others = metadata.obs_names.isin(copy_number.cells.index) & ~own
 
 def expression(selected):
     """Log-normalised expression of the selected cells, with their metadata."""
-    genes = copy_number.genes
-    part = store.read_parts(
+    return store.read_expression(
         snakemake.input.merged,
-        matrix="X",
-        cells=selected,
-        genes=(lambda var: var.index.isin(genes)) if len(genes) else None,
-        obsm=False,
-        uns=False,
+        metadata.obs,
+        selected,
+        genes=copy_number.genes if len(copy_number.genes) else None,
+        source=f"{snakemake.input.merged} and {snakemake.input.cells}",
     )
-    sources = f"{snakemake.input.merged} and {snakemake.input.cells}"
-    return patient_clones.with_metadata(part, metadata.obs[selected], source=sources)
 
 
 def normal_reference():

@@ -4,19 +4,16 @@ log = runtime.start(snakemake.log[0], seed=snakemake.params.seed, threads=snakem
 
 import pandas as pd
 from clonetrack import io, pl
-from clonetrack.clones import cnv, patient_clones
+from clonetrack.clones import cnv
 from clonetrack.io import store, tables
-from clonetrack.pl.cnv import plot_no_cnv
 
 patient = snakemake.wildcards.patient
-settings = dict(snakemake.params.cnv)
-positions_path = settings.pop("gene_positions")
 reference = cnv.NormalReference.from_settings(**snakemake.params.reference)
 reason = snakemake.params.cnv_off_reason
 if not reason:
-    positions = tables.load_gene_positions(positions_path)
+    positions = tables.load_gene_positions(snakemake.input.positions)
     reason = cnv.unpositioned_reason(
-        store.var_names(snakemake.input.merged), positions, source=positions_path
+        store.var_names(snakemake.input.merged), positions, source=snakemake.input.positions
     )
     if reason:
         log.warning("patient %s: %s", patient, reason)
@@ -24,16 +21,13 @@ if not reason:
 
 def expression(selected):
     """Log-normalised expression of the positioned genes of the selected cells, with metadata."""
-    part = store.read_parts(
+    return store.read_expression(
         snakemake.input.merged,
-        matrix="X",
-        cells=selected,
-        genes=lambda var: var.index.isin(positions.index),
-        obsm=False,
-        uns=False,
+        metadata.obs,
+        selected,
+        genes=positions.index,
+        source=f"{snakemake.input.merged} and {snakemake.input.cells}",
     )
-    sources = f"{snakemake.input.merged} and {snakemake.input.cells}"
-    return patient_clones.with_metadata(part, metadata.obs[selected], source=sources)
 
 
 patient_cnv, cnv_adata = cnv.PatientCnv.unavailable(reason), None
@@ -48,7 +42,7 @@ if not reason:
         patient_id=patient,
         positions=positions,
         reference=reference,
-        settings=cnv.CnvSettings.from_config(settings),
+        settings=cnv.CnvSettings.from_config(snakemake.params.cnv),
         reference_cells=expression(others) if others.any() else None,
         n_jobs=snakemake.threads,
         random_state=snakemake.params.seed,
@@ -58,7 +52,7 @@ if cnv_adata is not None and cnv_adata.obs["malignant"].any():
     fig = pl.plot_cnv_heatmap(cnv_adata)
 else:
     segments = pd.DataFrame(columns=list(cnv.SEGMENT_COLUMNS))
-    fig = plot_no_cnv(f"{patient}: no copy-number clones.\n{patient_cnv.note}")
+    fig = pl.plot_no_cnv(f"{patient}: no copy-number clones.\n{patient_cnv.note}")
 fig.savefig(snakemake.output.heatmap, dpi=110, bbox_inches="tight")
 io.write_table_atomic(segments, snakemake.output.segments, index=False)
 io.write_h5ad_atomic(patient_cnv.to_anndata(), snakemake.output.cells)

@@ -68,7 +68,9 @@ def _check_scoring_inputs(adata, markers, method, neighbors_key, layer):
         raise InputError(f"annotation method {method!r} is not one of {METHODS}")
     missing_cols = [c for c in ("cell_type", "gene", "weight") if c not in markers.columns]
     if missing_cols:
-        raise InputError(f"marker panel lacks column(s) {missing_cols}; use load_markers()")
+        raise InputError(
+            f"marker panel lacks column(s) {missing_cols}; use clonetrack.io.tables.load_markers()"
+        )
     connectivities = None
     if neighbors_key is not None:
         ckey = adata.uns.get(neighbors_key, {}).get("connectivities_key")
@@ -192,7 +194,7 @@ def score_cell_types(
         Cells x genes with log-normalised expression in ``X`` (or ``layer``); gene symbols as
         ``var_names``.
     markers
-        Panel as returned by :func:`load_markers`.
+        Panel as returned by :func:`clonetrack.io.tables.load_markers`.
     key_added
         ``obs`` column for the label; ``{key_added}_score`` and ``{key_added}_margin`` hold the best
         score and its lead over the second best.

@@ -108,7 +108,9 @@ def define_patient_clones(
     normal_seed = (reference or NormalReference()).normal_seeds(adata.obs)
     alt, ref, clone_params, unmatched, malignant_note = _evidence_and_malignant_cells(
         adata, copy_number, genotype_tables, genotype_params, dict(malignant_params or {}),
-        normal_seed, (normal_reference, reference_cells), random_state,
+        normal_seed=normal_seed,
+        normal_cells=[r for r in (normal_reference, reference_cells) if r is not None and r.n_obs],
+        random_state=random_state,
     )  # fmt: skip
     _genotype_clone_column(adata, alt, ref, patient_id, clone_params, random_state)
     lineage_calls = _pooled_lineage_calls(patient_id, lineage_counts, clone_tables, lineage_params)
@@ -121,14 +123,6 @@ def define_patient_clones(
         for sample_id in sorted(adata.obs["sample_id"].astype(str).unique())
     ]
     return _outputs(adata, patient_id, reports, call.unmatched)
-
-
-def with_metadata(expression: AnnData, obs: pd.DataFrame, *, source: str = "") -> AnnData:
-    """``expression`` with ``obs`` (the same cells, e.g. read from two files) as its metadata."""
-    if not expression.obs_names.equals(obs.index):
-        raise RuntimeError(f"{source or 'expression and metadata'} list different cells")
-    expression.obs = obs
-    return expression
 
 
 # ------------------------------------------------------------------ the clone sources
@@ -320,8 +314,9 @@ def _genotype_evidence(adata: AnnData, tables: dict, params: dict | None):
 
 
 def _evidence_and_malignant_cells(
-    adata, copy_number, genotype_tables, genotype_params, malignant_params, *call
-):
+    adata, copy_number, genotype_tables, genotype_params, malignant_params, *, normal_seed,
+    normal_cells, random_state,
+):  # fmt: skip
     """Copy-number and genotype evidence, then the malignant call from both; returns the allele
     matrices, the genotype clones' settings, unmatched genotype rows and the call's note."""
     _start_columns(adata)
@@ -334,8 +329,6 @@ def _evidence_and_malignant_cells(
         {"genotype_log_odds": genotype_evidence, "cnv_log_odds": cnv_evidence},
         index=adata.obs_names,
     )
-    normal_seed, others, random_state = call
-    normal_cells = [r for r in others if r is not None and r.n_obs]
     note = _call_malignant_cells(
         adata,
         evidence,

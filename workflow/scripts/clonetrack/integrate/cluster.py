@@ -10,6 +10,7 @@ import scanpy as sc
 from anndata import AnnData
 from sklearn.metrics import pairwise_distances, silhouette_score
 
+from clonetrack.integrate.metrics import seeded_subsample
 from clonetrack.runtime import timed
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ def embed_and_cluster(
         sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep, random_state=random_state)
     with timed(log, "UMAP"):
         sc.tl.umap(adata, init_pos=umap_init, random_state=random_state)
-    sample = _silhouette_sample(adata.n_obs, silhouette_sample, random_state)
+    # the silhouette is quadratic in cells
+    sample = seeded_subsample(adata.n_obs, silhouette_sample, random_state)
     distances = pairwise_distances(np.asarray(adata.obsm[use_rep])[sample])
     leiden(adata, resolutions, random_state=random_state)
     table = pd.DataFrame(
@@ -112,13 +114,6 @@ def embed_and_cluster(
         "random_state": random_state,
     }
     return table
-
-
-def _silhouette_sample(n_obs: int, size: int, random_state: int) -> np.ndarray:
-    """A seeded sample of at most ``size`` cells: the silhouette is quadratic in cells."""
-    if n_obs <= size:
-        return np.arange(n_obs)
-    return np.random.default_rng(random_state).choice(n_obs, size=size, replace=False)
 
 
 def _resolution_row(

@@ -11,7 +11,8 @@ from sklearn.neighbors import NearestNeighbors
 from clonetrack.vocabulary import UNASSIGNED
 
 
-def _subsample(n: int, size: int, random_state: int) -> np.ndarray:
+def seeded_subsample(n: int, size: int, random_state: int) -> np.ndarray:
+    """At most ``size`` of ``n`` indices, drawn with a seed and sorted (all when ``n <= size``)."""
     rng = np.random.default_rng(random_state)
     return np.sort(rng.choice(n, size=size, replace=False)) if n > size else np.arange(n)
 
@@ -63,7 +64,7 @@ def integration_metrics(
     """
     used = adata.uns["clonetrack"]["integrate"]["embedding"]
     keep = ~adata.obs[label_key].astype(str).isin(ignore_labels).to_numpy()
-    index = np.flatnonzero(keep)[_subsample(int(keep.sum()), max_cells, random_state)]
+    index = np.flatnonzero(keep)[seeded_subsample(int(keep.sum()), max_cells, random_state)]
     batches = adata.obs[batch_key].astype(str).to_numpy()[index]
     labels = adata.obs[label_key].astype(str).to_numpy()[index]
     rows = []

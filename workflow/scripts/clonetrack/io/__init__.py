@@ -3,8 +3,8 @@ sheet, the checks before any job, and the contract of the final object.
 
 The readers and atomic writers are attributes of this package; ``store``, ``sheet``, ``tables``,
 ``preflight`` and ``contract`` are imported as modules. They load lazily (SPEC 1,
-``lazy_loader``) so that ``clonetrack.io.sheet``, which the workflow imports when it parses the
-sample sheet, does not pull in anndata and scanpy.
+``lazy_loader``), so that importing one module, e.g. the sheet's reader ``clonetrack.io.sheet``,
+does not import the count-matrix readers and with them anndata.
 """
 
 import lazy_loader

@@ -107,9 +107,7 @@ def _h5_strings(path: Path, keys: Iterable[str]) -> pd.Index | None:
                 groups = list(f.keys())
                 key = f"{groups[0]}/{key[2:]}" if len(groups) == 1 else key
             if key in f:
-                return pd.Index(
-                    [v.decode() if isinstance(v, bytes) else str(v) for v in f[key][()]]
-                )
+                return pd.Index(readers._h5_text(f[key]))
     return None
 
 
@@ -123,8 +121,7 @@ def _h5ad_index(path: Path, group: str) -> pd.Index | None:
         key = node.attrs.get("_index", "_index")
         if key not in node:
             return None
-        values = node[key][()]
-    return pd.Index([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+        return pd.Index(readers._h5_text(node[key]))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -162,6 +162,26 @@ def read_parts(
     return ad.AnnData(obs=obs.iloc[rows], var=var.iloc[cols], **parts)
 
 
+def read_expression(
+    path: os.PathLike | str, obs: pd.DataFrame, cells: np.ndarray, *, genes=None, source: str = ""
+) -> ad.AnnData:
+    """The normalised expression (``X``) of the ``cells`` (a boolean mask over ``obs``) of the file
+    at ``path``, on ``genes`` (all when ``None``), with ``obs``'s rows as its metadata: the same
+    cells, read from another file (``source`` names both in the error if they are not)."""
+    part = read_parts(
+        path,
+        matrix="X",
+        cells=cells,
+        genes=None if genes is None else (lambda var: var.index.isin(genes)),
+        obsm=False,
+        uns=False,
+    )
+    if not part.obs_names.equals(obs.index[cells]):
+        raise RuntimeError(f"{source or path} list different cells")
+    part.obs = obs[cells]
+    return part
+
+
 def group_rows(path: os.PathLike | str, matrix: str, labels: np.ndarray):
     """Yield ``(label, rows)`` for each distinct ``labels`` value (one per cell, in file order):
     the matrix rows (all genes) of that group's cells, one group in memory at a time, the file

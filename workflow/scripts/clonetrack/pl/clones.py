@@ -8,6 +8,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from clonetrack.pl._message import message, message_figure
+
 CLASS_COLOURS = {
     "expanding": "#d7301f",
     "persistent": "#fc8d59",
@@ -16,12 +18,6 @@ CLASS_COLOURS = {
     "eliminated": "#91bfdb",
     "undetermined": "#969696",
 }
-
-
-def _message(ax, text: str) -> None:
-    """Say on an empty panel why it holds nothing."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
-    ax.axis("off")
 
 
 def _clone_colours(clones, classes: pd.DataFrame | None, patient_id: str) -> dict:
@@ -60,9 +56,9 @@ def plot_clone_dynamics(
     """
     f = freqs[freqs["patient_id"] == patient_id]
     if f.empty:
-        fig, ax = plt.subplots(figsize=(6, 1.5))
-        _message(ax, f"{patient_id}: no clones were defined (see the clone sources table).")
-        return fig
+        return message_figure(
+            f"{patient_id}: no clones were defined (see the clone sources table)."
+        )
     fig, (ax, ax2) = plt.subplots(
         2, 1, figsize=(6, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -82,7 +78,7 @@ def _stacked_frequencies(
         index="timepoint_order", columns="clone", values="frequency", aggfunc="first"
     ).fillna(0.0)
     if wide.empty:
-        _message(ax, "no malignant cell with a clone at any timepoint")
+        message(ax, "no malignant cell with a clone at any timepoint")
         return
     wide = wide[wide.mean().sort_values(ascending=False).index]
     colours = _clone_colours(list(wide.columns), classes, patient_id)
@@ -132,9 +128,7 @@ def plot_cohort_overview(freqs: pd.DataFrame, classes: pd.DataFrame) -> Figure:
     """
     rows = classes.sort_values(["patient_id", "class", "clone"])[["patient_id", "clone", "class"]]
     if rows.empty:
-        fig, ax = plt.subplots(figsize=(6, 1.5))
-        _message(ax, "No clone in any sample (see the clone sources table).")
-        return fig
+        return message_figure("No clone in any sample (see the clone sources table).")
     order = freqs.groupby("timepoint")["timepoint_order"].median().sort_values().index.tolist()
     cls = rows.set_index(["patient_id", "clone"])["class"]
     key = pd.MultiIndex.from_frame(freqs[["patient_id", "clone"]])
@@ -173,7 +167,7 @@ def plot_signature_scores(scores: pd.DataFrame, *, signatures: list[str]) -> Fig
         1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 3.6), squeeze=False
     )
     if scores.empty or not names:
-        _message(axes[0, 0], "No clone classed resistant or sensitive.")
+        message(axes[0, 0], "No clone classed resistant or sensitive.")
         return fig
     positions = {"sensitive": 0, "resistant": 1}
     colours = {"sensitive": CLASS_COLOURS["contracting"], "resistant": CLASS_COLOURS["expanding"]}

@@ -108,9 +108,6 @@ def plot_no_cnv(text: str):
     -------
     :class:`matplotlib.figure.Figure` (not saved, not shown).
     """
-    import matplotlib.pyplot as plt
+    from clonetrack.pl._message import message_figure
 
-    fig, ax = plt.subplots(figsize=(6, 1.5))
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    ax.axis("off")
-    return fig
+    return message_figure(text)

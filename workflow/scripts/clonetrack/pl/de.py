@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from clonetrack.pl._message import message_figure  # noqa: E402
+
 
 def plot_volcanoes(results: pd.DataFrame, *, alpha: float = 0.05, max_panels: int = 12):
     """One volcano plot per cell type x contrast, the ``max_panels`` with most significant genes
@@ -20,10 +22,7 @@ def plot_volcanoes(results: pd.DataFrame, *, alpha: float = 0.05, max_panels: in
     n_left_out = max(0, len(groups) - max_panels)
     groups = groups[:max_panels]
     if not groups:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        ax.text(0.5, 0.5, "No contrast had enough patients and cells to test.", ha="center")
-        ax.axis("off")
-        return fig
+        return message_figure("No contrast had enough patients and cells to test.", figsize=(6, 2))
     ncols = min(3, len(groups))
     nrows = math.ceil(len(groups) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4 * nrows), squeeze=False)
