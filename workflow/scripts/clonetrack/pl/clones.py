@@ -132,8 +132,7 @@ def plot_cohort_overview(freqs: pd.DataFrame, classes: pd.DataFrame) -> Figure:
     order = freqs.groupby("timepoint")["timepoint_order"].median().sort_values().index.tolist()
     cls = rows.set_index(["patient_id", "clone"])["class"]
     key = pd.MultiIndex.from_frame(freqs[["patient_id", "clone"]])
-    # a boolean array, not a list: an empty list would select columns
-    classed = np.asarray(key.isin(cls.index), dtype=bool)
+    classed = key.isin(cls.index)
     f, key = freqs.loc[classed], key[classed]
     y = cls.index.get_indexer(key)
     x = f["timepoint"].map({t: i for i, t in enumerate(order)}).to_numpy()
